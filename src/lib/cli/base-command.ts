@@ -1,0 +1,35 @@
+/**
+ * The base of every anygate command: maps library errors to one line on stderr and a non-zero
+ * exit (a stack trace only with `--verbose`), so bad input never ends in a trace.
+ */
+import {Command, Errors, Flags, Interfaces} from '@oclif/core'
+
+import {AnygateError, ConfigError} from '../errors.js'
+
+export type BaseFlags<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof BaseCommand)['baseFlags'] & T['flags']
+>
+
+export abstract class BaseCommand extends Command {
+  static override baseFlags = {
+    verbose: Flags.boolean({
+      description: 'Print stack traces with errors.',
+      helpGroup: 'GLOBAL',
+    }),
+  }
+
+  protected override async catch(err: Error & {exitCode?: number}): Promise<unknown> {
+    if (err instanceof Errors.ExitError) throw err
+    const verbose = this.argv.includes('--verbose')
+
+    if (err instanceof AnygateError && !verbose) {
+      const suggestions = err instanceof ConfigError ? err.suggestions : []
+      this.logToStderr(`Error: ${err.message}`)
+      for (const s of suggestions) this.logToStderr(`  ${s}`)
+      this.exit(err instanceof ConfigError ? 2 : 1)
+    }
+
+    if (verbose && err.stack) this.logToStderr(err.stack)
+    return super.catch(err)
+  }
+}

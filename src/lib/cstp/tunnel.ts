@@ -1,0 +1,236 @@
+/**
+ * One CSTP tunnel: the loop between a client's TLS socket and its session's TUN interface.
+ *
+ * Flow: TUN → `tunOnPackets` writes the CSTP header into each frame's headroom and sends the
+ * frame as one TLS write (one record, auth-and-cstp.md §4.3). TLS → `CstpDecoder` → `onFrame`:
+ * DATA goes to the TUN, DPD-REQ is echoed with the same payload, KEEPALIVE is noted, DISCONNECT
+ * ends the tunnel. A periodic tick turns "something arrived" flags into timestamps and runs the
+ * DPD, idle and session timeouts, so the per-packet cost is a flag store.
+ *
+ * The tunnel owns the socket and the TUN device and closes both; what becomes of the session
+ * (cookie kept or invalidated) is the caller's, told through `onClosed`.
+ */
+import type {TLSSocket} from 'node:tls'
+
+import {CSTP_HEADER_LEN, CstpType, DisconnectReason, cstpTypeName} from './constants.js'
+import {CstpDecoder} from './decoder.js'
+import {encodeCstpFrame, encodeDisconnect, writeCstpHeader} from './encoder.js'
+import {ProtocolError} from '../errors.js'
+import type {Logger} from '../log/logger.js'
+import type {Session, SessionTunnel} from '../session/store.js'
+import type {TunDevice} from '../tun/device.js'
+
+/** Above this many bytes queued on the TLS socket, packets from the TUN are dropped. */
+export const SEND_QUEUE_LIMIT = 1024 * 1024
+
+export interface TunnelCounters {
+  packetsIn: number
+  packetsOut: number
+  /** Packets from the TUN dropped because the client's socket was backed up. */
+  sendDropped: number
+}
+
+export interface CstpTunnelOptions {
+  socket: TLSSocket
+  session: Session
+  tun: TunDevice
+  mtu: number
+  /** Seconds. */
+  dpd: number
+  idleTimeout: number
+  /** ms since epoch when the session must end, or undefined. */
+  sessionDeadline?: number
+  log: Logger
+  /**
+   * Called once when the tunnel has ended. `invalidate` says the cookie must die with it (user
+   * logout, admin disconnect, session timeout).
+   */
+  onClosed: (reason: string, invalidate: boolean) => void
+  /** Check interval in ms; default derived from the DPD. */
+  tickMs?: number
+}
+
+export class CstpTunnel implements SessionTunnel {
+  readonly counters: TunnelCounters = {packetsIn: 0, packetsOut: 0, sendDropped: 0}
+  private readonly decoder: CstpDecoder
+  private readonly ticker: NodeJS.Timeout
+  private isClosed = false
+  private rxSeen = false
+  private dataSeen = false
+  private lastRx = Date.now()
+  private lastData = Date.now()
+  private dpdSentAt = 0
+
+  constructor(private readonly o: CstpTunnelOptions) {
+    this.decoder = new CstpDecoder(o.mtu, (type, payload) => this.onFrame(type, payload))
+    const tickMs = o.tickMs ?? Math.min(10_000, Math.max(1000, (o.dpd * 1000) / 3))
+    this.ticker = setInterval(() => this.onTick(), tickMs)
+    this.ticker.unref()
+  }
+
+  /** Starts both directions. `head` is any bytes the HTTP parser read past the CONNECT. */
+  start(head?: Buffer) {
+    const {socket, tun} = this.o
+    // Node's TLS layer merges a writev batch into one record; one frame per record is
+    // required (auth-and-cstp.md §4.3), so queued frames must go out one write at a time.
+    ;(socket as unknown as {_writev: unknown})._writev = null
+    socket.setNoDelay(true)
+
+    socket.on('data', (chunk: Buffer) => this.socketOnData(chunk))
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`, false, false))
+    socket.on('close', () => this.close('connection closed', false, false))
+    tun.start(
+      (frames) => this.tunOnPackets(frames),
+      (err) => {
+        this.o.log.error('tun failed', {tun: tun.name, reason: err.message})
+        this.close('tun failed', true, false)
+      },
+    )
+    if (head && head.length > 0) this.socketOnData(head)
+  }
+
+  get closed(): boolean {
+    return this.isClosed
+  }
+
+  private socketOnData(chunk: Buffer) {
+    this.rxSeen = true
+    try {
+      this.decoder.push(chunk)
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err
+      this.o.log.warn('bad cstp frame', {code: err.code, reason: err.message})
+      this.close(`protocol error: ${err.code}`, true, false)
+    }
+  }
+
+  private onFrame(type: number, payload: Buffer) {
+    if (this.isClosed) return
+
+    switch (type) {
+      case CstpType.Data: {
+        this.dataSeen = true
+        this.counters.packetsIn++
+        this.o.session.bytesIn += payload.length
+        this.o.tun.write(payload)
+        return
+      }
+
+      case CstpType.DpdRequest:
+        this.send(encodeCstpFrame(CstpType.DpdResponse, payload))
+        return
+      case CstpType.DpdResponse:
+      case CstpType.Keepalive:
+        return
+      case CstpType.Disconnect:
+        this.onClientDisconnect(payload)
+        return
+      case CstpType.Compressed:
+        // Not yet: compression (lzs, oc-lz4); we never offer it, so a compressed frame is a
+        // protocol error, as in ocserv.
+        this.o.log.warn('bad cstp frame', {code: 'CSTP_NOT_NEGOTIATED', reason: 'compressed frame without compression'})
+        this.close('protocol error: CSTP_NOT_NEGOTIATED', true, false)
+        return
+      default:
+        this.o.log.debug('cstp frame ignored', {type: cstpTypeName(type), bytes: payload.length})
+    }
+  }
+
+  /** auth-and-cstp.md §4.5: 0xb0 and 0x70 end the session; anything else keeps the cookie. */
+  private onClientDisconnect(payload: Buffer) {
+    const reason = payload.length > 0 ? payload[0] : undefined
+    const text = payload.length > 1 ? payload.toString('latin1', 1).replace(/[^\x20-\x7e]/g, '?') : ''
+    const isLogout = reason === DisconnectReason.UserLogout || reason === DisconnectReason.ClientError
+    const hex = reason === undefined ? 'none' : `0x${reason.toString(16)}`
+    this.close(`client disconnect ${hex}${text ? ` '${text}'` : ''}`, false, isLogout)
+  }
+
+  private tunOnPackets(frames: Buffer[]) {
+    const {socket, session} = this.o
+    if (this.isClosed) return
+    this.dataSeen = true
+
+    for (const frame of frames) {
+      if (socket.writableLength > SEND_QUEUE_LIMIT) {
+        this.counters.sendDropped++
+        continue
+      }
+
+      const len = frame.length - CSTP_HEADER_LEN
+      writeCstpHeader(frame, CstpType.Data, len)
+      socket.write(frame)
+      this.counters.packetsOut++
+      session.bytesOut += len
+    }
+  }
+
+  private send(frame: Buffer) {
+    if (!this.isClosed && this.o.socket.writable) this.o.socket.write(frame)
+  }
+
+  // Timers: DPD as ocserv (auth-and-cstp.md §4.4): a DPD-REQ after 2×DPD of silence, dead after 3×DPD.
+  private onTick() {
+    const now = Date.now()
+    if (this.rxSeen) {
+      this.lastRx = now
+      this.rxSeen = false
+    }
+
+    if (this.dataSeen) {
+      this.lastData = now
+      this.dataSeen = false
+    }
+
+    const {dpd, idleTimeout, sessionDeadline} = this.o
+    if (sessionDeadline !== undefined && now >= sessionDeadline) {
+      this.close('session timeout', true, true)
+      return
+    }
+
+    const silentMs = now - this.lastRx
+    if (silentMs > 3 * dpd * 1000) {
+      this.close('dpd timeout', false, false)
+      return
+    }
+
+    if (idleTimeout > 0 && now - this.lastData > idleTimeout * 1000) {
+      this.close('idle timeout', true, false)
+      return
+    }
+
+    if (silentMs > 2 * dpd * 1000 && now - this.dpdSentAt > dpd * 1000) {
+      this.dpdSentAt = now
+      this.send(encodeCstpFrame(CstpType.DpdRequest))
+    }
+  }
+
+  /**
+   * Ends the tunnel once: optionally tells the client (an empty DISCONNECT, as ocserv), closes
+   * the socket and the TUN, logs "tunnel down", and reports to the owner.
+   */
+  close(reason: string, notifyClient: boolean, invalidate = notifyClient) {
+    if (this.isClosed) return
+    this.isClosed = true
+    clearInterval(this.ticker)
+    const {socket, tun, session, log} = this.o
+
+    if (notifyClient && socket.writable) {
+      socket.write(encodeDisconnect())
+      socket.end()
+      socket.setTimeout(5000, () => socket.destroy())
+    } else {
+      socket.destroy()
+    }
+
+    tun.close()
+    log.info('tunnel down', {
+      reason,
+      vpnAddr: session.ipv4 ?? session.ipv6,
+      tun: tun.name,
+      bytesIn: session.bytesIn,
+      bytesOut: session.bytesOut,
+      dropped: this.counters.sendDropped || undefined,
+    })
+    this.o.onClosed(reason, invalidate)
+  }
+}

@@ -1,0 +1,379 @@
+/**
+ * The gateway: one HTTPS listener carrying the aggregate-auth login (HTTP/1.1 with keep-alive)
+ * and the `CONNECT /CSCOSSLC/tunnel` hand-off to a CSTP tunnel with its own TUN interface.
+ *
+ * Flow: TLS handshake → Node's HTTP parser → `onRequest` (login XML through `LoginHandler`, a
+ * few static Cisco client URLs) or `onConnect` (cookie → session → addresses → TUN → `200
+ * CONNECTED` → `CstpTunnel`). Every failure from the network ends its own connection with one
+ * log line; nothing a peer sends reaches the process's uncaught handler.
+ *
+ * State: sessions live in `SessionStore` (cookies, leases); each live tunnel is owned by its
+ * session; the gateway tracks sockets only to enforce the auth timeout and to close on stop.
+ */
+import crypto from 'node:crypto'
+import type {IncomingMessage, ServerResponse} from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import type {Duplex} from 'node:stream'
+import type {TLSSocket} from 'node:tls'
+
+import {answerRaw, readBody} from './http-util.js'
+import {
+  LOGIN_PATHS,
+  TUNNEL_PATH,
+  TUNNEL_PATH_NO_SLASH,
+  WEBVPN_COOKIE,
+} from '../http-auth/constants.js'
+import {getCookie} from '../http-auth/cookies.js'
+import {LoginHandler, type PasswordChecker} from '../http-auth/login.js'
+import {buildConnectResponse, computeMtu, parseTunnelRequest, tlsRecordOverhead} from '../cstp/connect.js'
+import {CSTP_HEADER_LEN} from '../cstp/constants.js'
+import {CstpTunnel} from '../cstp/tunnel.js'
+import {ProtocolError} from '../errors.js'
+import type {ServeConfig} from '../config/schema.js'
+import type {Logger} from '../log/logger.js'
+import {AddressPool} from '../session/pool.js'
+import {type Session, SessionStore} from '../session/store.js'
+import type {TunDevice} from '../tun/device.js'
+import type {TunAddressConfig} from '../tun/ip.js'
+
+export interface TunFactory {
+  open(opts: {name: string; headroom: number; mtu: number}): TunDevice
+  configure(name: string, cfg: TunAddressConfig): Promise<void>
+}
+
+export interface GatewayOptions {
+  config: ServeConfig
+  certPem: string
+  keyPem: string
+  users: PasswordChecker
+  tun: TunFactory
+  log: Logger
+  version: string
+}
+
+const STATIC_PAGES: Record<string, {type: string; body: string}> = {
+  '/logout': {type: 'text/html', body: '<html></html>\n'},
+  '/1/index.html': {type: 'text/html', body: '<html></html>\n'},
+  '/1/VPNManifest.xml': {type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?>\n<vpn rev="1.0">\n</vpn>\n'},
+  '/VPNManifest.xml': {type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?>\n<vpn rev="1.0">\n</vpn>\n'},
+  '/1/binaries/update.txt': {type: 'text/xml', body: '0,0,0000\n'},
+}
+
+const MAX_REQUESTS_PER_CONNECTION = 32
+
+export class Gateway {
+  readonly sessions: SessionStore
+  readonly pool4: AddressPool
+  readonly pool6?: AddressPool
+  private readonly server: https.Server
+  private readonly login: LoginHandler
+  private readonly tunnels = new Set<CstpTunnel>()
+  private readonly sockets = new Set<TLSSocket>()
+  private readonly serverName: string
+  readonly startedAt = new Date()
+
+  constructor(private readonly o: GatewayOptions) {
+    const c = o.config
+    this.pool4 = new AddressPool(c.ipv4Pool)
+    this.pool6 = c.ipv6Pool ? new AddressPool(c.ipv6Pool) : undefined
+    this.sessions = new SessionStore({v4: this.pool4, v6: this.pool6}, c.cookieTimeout * 1000)
+    this.serverName = `anygate ${o.version}`
+
+    const der = new crypto.X509Certificate(o.certPem).raw
+    this.login = new LoginHandler({
+      users: o.users,
+      sessions: this.sessions,
+      groups: c.groups,
+      banner: c.banner,
+      serverVersion: o.version,
+      serverCertSha1: crypto.createHash('sha1').update(der).digest('hex').toUpperCase(),
+      authTimeoutMs: c.authTimeout * 1000,
+      log: o.log,
+    })
+
+    this.server = https.createServer(
+      {
+        cert: o.certPem,
+        key: o.keyPem,
+        minVersion: 'TLSv1.2',
+        maxHeaderSize: c.maxHeaderBytes,
+        requestTimeout: c.authTimeout * 1000,
+        headersTimeout: Math.min(60_000, c.authTimeout * 1000),
+        keepAliveTimeout: 30_000,
+      },
+      (req, res) => this.onRequest(req, res),
+    )
+    this.server.maxHeadersCount = 100
+    this.server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION
+    this.server.maxConnections = c.maxClients
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.onConnect(req, socket as TLSSocket, head).catch((err) => this.connectFailed(socket, err))
+    })
+    this.server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket))
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket))
+    this.server.on('tlsClientError', (err: Error, socket: TLSSocket) => {
+      this.o.log.debug('tls handshake failed', {remote: socket.remoteAddress, reason: err.message})
+    })
+  }
+
+  /** Starts listening; resolves with the bound address. */
+  listen(): Promise<{host: string; port: number}> {
+    const {host, port} = this.o.config.listen
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        const addr = this.server.address() as net.AddressInfo
+        this.server.on('error', (err) => this.o.log.error('listener error', {reason: err.message}))
+        resolve({host: addr.address, port: addr.port})
+      })
+    })
+  }
+
+  /** Tunnels up now. */
+  get tunnelCount(): number {
+    return this.tunnels.size
+  }
+
+  /**
+   * Stops: every client gets a DISCONNECT and its TUN interface goes, then the listener closes.
+   * Resolves once all sockets are gone (or after `graceMs`).
+   */
+  async stop(graceMs = 3000): Promise<void> {
+    for (const t of [...this.tunnels]) t.close('server shutdown', true)
+    this.server.close()
+    this.server.closeIdleConnections()
+    const deadline = Date.now() + graceMs
+    while (this.sockets.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50))
+    }
+
+    for (const s of this.sockets) s.destroy()
+    this.sessions.close()
+  }
+
+  /** Ends a session: its client is told, its cookie dies, its addresses are freed. */
+  disconnect(session: Session, reason = 'admin disconnect') {
+    session.tunnel?.close(reason, true)
+    this.sessions.invalidate(session)
+  }
+
+  // Connections that never reach a tunnel end after the auth timeout (auth-and-cstp.md §2.18).
+  private onSecureConnection(socket: TLSSocket) {
+    this.sockets.add(socket)
+    socket.on('close', () => this.sockets.delete(socket))
+    socket.on('error', (err) => this.o.log.debug('connection error', {remote: socket.remoteAddress, reason: err.message}))
+    const timer = setTimeout(() => {
+      if (isTunnel(socket)) return
+      this.o.log.warn('auth timeout', {remote: socket.remoteAddress})
+      socket.destroy()
+    }, this.o.config.authTimeout * 1000)
+    timer.unref()
+    socket.once('close', () => clearTimeout(timer))
+  }
+
+  private onClientError(err: NodeJS.ErrnoException, socket: Duplex) {
+    const remote = (socket as TLSSocket).remoteAddress
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+
+    const tooLarge = err.code === 'HPE_HEADER_OVERFLOW'
+    this.o.log.warn('bad http request', {remote, code: err.code, reason: err.message})
+    answerRaw(socket, tooLarge ? 431 : 400, tooLarge ? 'Request Header Fields Too Large' : 'Bad Request')
+  }
+
+  private onRequest(req: IncomingMessage, res: ServerResponse) {
+    this.handleRequest(req, res).catch((err) => {
+      const remote = req.socket.remoteAddress
+      if (err instanceof ProtocolError) {
+        this.o.log.warn('bad auth request', {remote, code: err.code, reason: err.message})
+        if (!res.headersSent) {
+          res.writeHead(err.status ?? 400, {'Content-Length': 0, Connection: 'close'})
+        }
+        res.end()
+        return
+      }
+
+      this.o.log.error('request failed', {remote, reason: (err as Error).message})
+      if (!res.headersSent) res.writeHead(500, {'Content-Length': 0, Connection: 'close'})
+      res.end()
+    })
+  }
+
+  private async handleRequest(req: IncomingMessage, res: ServerResponse) {
+    const path = (req.url ?? '/').split('?')[0]
+    const method = req.method ?? 'GET'
+    const isLogin = LOGIN_PATHS.has(path) && (method === 'GET' || method === 'POST')
+
+    if (!isLogin) {
+      req.resume()
+      const page = method === 'GET' ? STATIC_PAGES[path] : undefined
+      if (!page) {
+        res.writeHead(404, {'Content-Type': 'text/html', 'Content-Length': 0})
+        res.end()
+        return
+      }
+
+      res.writeHead(200, {'Content-Type': page.type, 'Content-Length': Buffer.byteLength(page.body)})
+      res.end(page.body)
+      return
+    }
+
+    const body = method === 'POST' ? await readBody(req, this.o.config.maxBodyBytes) : ''
+    const answer = await this.login.handle({
+      method,
+      path,
+      cookieHeader: req.headers.cookie,
+      userAgent: req.headers['user-agent'] ?? '',
+      remote: req.socket.remoteAddress ?? '',
+      body,
+    })
+
+    res.statusCode = answer.status
+    if (answer.statusText) res.statusMessage = answer.statusText
+    res.setHeader('X-Transcend-Version', '1')
+    const cookies = answer.headers.filter(([k]) => k === 'Set-Cookie').map(([, v]) => v)
+    if (cookies.length > 0) res.setHeader('Set-Cookie', cookies)
+    if (answer.body) res.setHeader('Content-Type', 'text/xml')
+    res.setHeader('Content-Length', Buffer.byteLength(answer.body))
+    if (answer.close) res.setHeader('Connection', 'close')
+    res.end(answer.body)
+  }
+
+  private connectFailed(socket: Duplex, err: unknown) {
+    this.o.log.error('tunnel setup failed', {
+      remote: (socket as TLSSocket).remoteAddress,
+      reason: (err as Error).message,
+    })
+    answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: Server error'])
+  }
+
+  private async onConnect(req: IncomingMessage, socket: TLSSocket, head: Buffer) {
+    const c = this.o.config
+    const remote = socket.remoteAddress ?? ''
+    const cookie = getCookie(req.headers.cookie, WEBVPN_COOKIE)
+
+    // Cookie first, then path, as ocserv (auth-and-cstp.md §3.2)
+    if (!cookie || !/^[A-Za-z0-9+/=_-]{16,128}$/.test(cookie)) {
+      this.o.log.warn('tunnel refused', {remote, reason: 'no cookie'})
+      answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: No session cookie'])
+      return
+    }
+
+    const session = this.sessions.findByCookie(cookie)
+    if (!session) {
+      this.o.log.warn('tunnel refused', {remote, reason: 'cookie not acceptable'})
+      answerRaw(socket, 401, 'Cookie is not acceptable')
+      return
+    }
+
+    if (req.url !== TUNNEL_PATH && req.url !== TUNNEL_PATH_NO_SLASH) {
+      answerRaw(socket, 404, 'Not found')
+      return
+    }
+
+    const log = this.o.log.child({session: session.id, user: session.user, remote})
+    const tunReq = parseTunnelRequest(req.headers)
+    // A second CONNECT with a live cookie replaces the first, keeping its addresses (§3.2).
+    session.tunnel?.close('replaced by a new connection', false, false)
+
+    // Addresses
+    if (tunReq.wantsIpv4 && !session.ipv4) session.ipv4 = this.pool4.lease()
+    if (this.pool6 && tunReq.wantsIpv6 && !session.ipv6) session.ipv6 = this.pool6.lease()
+    if (!session.ipv4 && !session.ipv6) {
+      log.error('tunnel refused', {reason: 'address pool exhausted'})
+      answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: No free address'])
+      return
+    }
+
+    // MTU (§3.5)
+    const cipher = socket.getCipher()
+    const {baseMtu, mtu} = computeMtu({
+      ourMtu: c.mtu,
+      req: tunReq,
+      remoteIsIpv6: net.isIPv6(remote) && !remote.startsWith('::ffff:'),
+      tlsOverhead: tlsRecordOverhead(socket.getProtocol(), cipher?.name ?? ''),
+    })
+
+    // TUN
+    const tun = this.o.tun.open({name: `${c.device}%d`, headroom: CSTP_HEADER_LEN, mtu})
+    try {
+      await this.o.tun.configure(tun.name, {
+        localV4: this.pool4.gateway,
+        peerV4: session.ipv4 ?? '',
+        mtu,
+        localV6: session.ipv6 ? this.pool6?.gateway : undefined,
+        peerV6: session.ipv6,
+        prefixV6: 128,
+      })
+    } catch (err) {
+      tun.close()
+      throw err
+    }
+
+    if (socket.destroyed) {
+      tun.close()
+      return
+    }
+
+    const now = Date.now()
+    const deadline = c.sessionTimeout > 0 ? session.createdAt.getTime() + c.sessionTimeout * 1000 : undefined
+    const grant = {
+      serverName: this.serverName,
+      hostname: tunReq.hostname,
+      ipv4: session.ipv4 ? {address: session.ipv4, pool: c.ipv4Pool} : undefined,
+      ipv6: session.ipv6 && c.ipv6Pool ? {address: session.ipv6, pool: c.ipv6Pool} : undefined,
+      dns: c.dns,
+      routes: c.routes,
+      noRoutes: c.noRoutes,
+      defaultDomain: c.defaultDomain,
+      banner: c.banner,
+      dpd: c.dpd,
+      keepalive: c.keepalive,
+      idleTimeout: c.idleTimeout,
+      sessionTimeout: c.sessionTimeout,
+      sessionRemaining: deadline ? Math.max(1, Math.round((deadline - now) / 1000)) : 0,
+      disconnectedTimeout: c.cookieTimeout,
+      rekeyTime: c.rekeyTime,
+      baseMtu,
+      mtu,
+    }
+    socket.write(buildConnectResponse(tunReq, grant))
+    markTunnel(socket)
+
+    const tunnel: CstpTunnel = new CstpTunnel({
+      socket,
+      session,
+      tun,
+      mtu,
+      dpd: c.dpd,
+      idleTimeout: c.idleTimeout,
+      sessionDeadline: deadline,
+      log,
+      onClosed: (reason, invalidate) => {
+        this.tunnels.delete(tunnel)
+        if (invalidate) this.sessions.invalidate(session)
+        else this.sessions.detach(session, tunnel)
+      },
+    })
+    this.tunnels.add(tunnel)
+    this.sessions.attach(session, tunnel)
+    session.mtu = mtu
+    session.device = tun.name
+    log.info('tunnel up', {vpnAddr: session.ipv4, vpnAddr6: session.ipv6, tun: tun.name, mtu})
+    tunnel.start(head)
+  }
+}
+
+const kTunnel = Symbol('anygate.tunnel')
+
+function markTunnel(socket: TLSSocket) {
+  ;(socket as unknown as Record<symbol, boolean>)[kTunnel] = true
+}
+
+function isTunnel(socket: TLSSocket): boolean {
+  return (socket as unknown as Record<symbol, boolean>)[kTunnel] === true
+}
