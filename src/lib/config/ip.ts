@@ -107,7 +107,7 @@ export function isDefaultRoute(c: Cidr): boolean {
 export function parseHostPort(text: string): {host: string; port: number} {
   const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(text.trim())
   const port = m ? Number(m[3]) : NaN
-  if (!m || port < 1 || port > 65535) {
+  if (!m || port > 65535) {
     throw configError('CONFIG_BAD_LISTEN', `bad listen address ${JSON.stringify(text)}: expected HOST:PORT`)
   }
 

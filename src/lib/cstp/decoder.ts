@@ -19,6 +19,8 @@ import {
 } from './constants.js'
 import {cstpError} from '../errors.js'
 
+const EMPTY = Buffer.alloc(0)
+
 export type FrameHandler = (type: number, payload: Buffer) => void
 
 export class CstpDecoder {
@@ -44,7 +46,7 @@ export class CstpDecoder {
 
   /** Feeds bytes. Throws a ProtocolError on a malformed header; the stream is then unusable. */
   push(chunk: Buffer): void {
-    if (this.buffered === 0) {
+    if (this.buffered === 0 && this.pendingType < 0) {
       this.parseChunk(chunk)
       return
     }
@@ -117,6 +119,7 @@ export class CstpDecoder {
 
   /** Removes and returns the first `n` buffered bytes, copying only across chunk boundaries. */
   private take(n: number): Buffer {
+    if (n === 0) return EMPTY
     this.buffered -= n
     const first = this.chunks[0]
 

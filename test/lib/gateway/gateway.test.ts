@@ -1,0 +1,241 @@
+/**
+ * The gateway over real TLS on 127.0.0.1 with the in-memory TUN: login, CONNECT, frames both
+ * ways, cookies, and hostile input that must end only its own connection.
+ */
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import tls from 'node:tls'
+import {after, before, describe, it} from 'node:test'
+
+import {CstpType} from '../../../src/lib/cstp/constants.js'
+import {CstpDecoder} from '../../../src/lib/cstp/decoder.js'
+import {encodeCstpFrame, encodeDisconnect} from '../../../src/lib/cstp/encoder.js'
+import {resolveConfig} from '../../../src/lib/config/schema.js'
+import {Gateway} from '../../../src/lib/gateway/server.js'
+import type {VerifyResult} from '../../../src/lib/http-auth/login.js'
+import {noopLogger} from '../../../src/lib/log/logger.js'
+import {ensureServerCert} from '../../../src/lib/pki/server-cert.js'
+import {type MemoryTun, createMemoryTun} from '../../../src/lib/tun/memory.js'
+
+const tuns: MemoryTun[] = []
+let gateway: Gateway
+let port: number
+let dir: string
+
+const users = {
+  async verify(user: string, password: string): Promise<VerifyResult> {
+    return user === 'alice' && password === 'secret' ? {ok: true, groups: []} : {ok: false, reason: 'bad-password'}
+  },
+}
+
+before(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-gw-'))
+  const cert = await ensureServerCert(dir, noopLogger)
+  const config = resolveConfig({}, {listen: '127.0.0.1:0', 'ipv4-pool': '198.19.9.0/24', 'max-body-bytes': 4096, 'max-header-bytes': 4096})
+  gateway = new Gateway({
+    config,
+    certPem: cert.certPem,
+    keyPem: cert.keyPem,
+    users,
+    log: noopLogger,
+    version: '0.0.0-test',
+    tun: {
+      open: () => {
+        const t = createMemoryTun(`vpns${tuns.length}`, 8)
+        tuns.push(t)
+        return t
+      },
+      configure: async () => {},
+    },
+  })
+  port = (await gateway.listen()).port
+})
+
+after(async () => {
+  await gateway?.stop(500)
+  fs.rmSync(dir, {recursive: true, force: true})
+})
+
+/** A raw TLS client: send bytes, read what comes back until the server closes or a pattern. */
+class Client {
+  readonly socket: tls.TLSSocket
+  data = Buffer.alloc(0)
+  closed: Promise<void>
+
+  constructor() {
+    this.socket = tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false})
+    this.socket.on('data', (c: Buffer) => {
+      this.data = Buffer.concat([this.data, c])
+    })
+    this.socket.on('error', () => {})
+    this.closed = new Promise((r) => this.socket.on('close', () => r()))
+  }
+
+  async request(method: string, url: string, body = '', headers: Record<string, string> = {}) {
+    this.data = Buffer.alloc(0)
+    const h = Object.entries({...headers, 'Content-Length': String(Buffer.byteLength(body))})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')
+    this.socket.write(`${method} ${url} HTTP/1.1\r\nHost: gw\r\n${h}\r\n${body}`)
+    return this.waitFor(method === 'CONNECT' ? /\r\n\r\n/ : /\r\n\r\n[\s\S]*<\/config-auth>\n?$|Content-Length: 0\r\n\r\n$/)
+  }
+
+  async waitFor(re: RegExp, ms = 3000): Promise<string> {
+    const end = Date.now() + ms
+    while (!re.test(this.data.toString('latin1'))) {
+      if (Date.now() > end || this.socket.destroyed) break
+      await new Promise((r) => setTimeout(r, 10))
+    }
+
+    return this.data.toString('latin1')
+  }
+}
+
+const loginBody = (pw: string) =>
+  `<?xml version="1.0"?><config-auth client="vpn" type="auth-reply"><auth><username>alice</username><password>${pw}</password></auth></config-auth>`
+
+async function login(): Promise<string> {
+  const c = new Client()
+  const text = await c.request('POST', '/', loginBody('secret'))
+  c.socket.destroy()
+  const m = /Set-Cookie: webvpn=([^;]+);/.exec(text)
+  assert.ok(m, 'no webvpn cookie in ' + text.slice(0, 300))
+  return m[1]
+}
+
+async function connect(cookie: string) {
+  const c = new Client()
+  const head = await c.request('CONNECT', '/CSCOSSLC/tunnel', '', {Cookie: `webvpn=${cookie}`, 'X-CSTP-Base-MTU': '1500'})
+  return {c, head}
+}
+
+const ipv4 = (n: number) => Buffer.concat([Buffer.from('450000200000400040110000c6130902c6130901', 'hex'), Buffer.alloc(12, n)])
+
+describe('Gateway', () => {
+  it('serves the login form on GET /', async () => {
+    const c = new Client()
+    const text = await c.request('GET', '/')
+    assert.match(text, /^HTTP\/1.1 200/)
+    assert.match(text, /X-Transcend-Version: 1/)
+    assert.match(text, /type="auth-request"/)
+    c.socket.destroy()
+  })
+
+  it('logs in, connects, and moves packets both ways', async () => {
+    const cookie = await login()
+    const {c, head} = await connect(cookie)
+    assert.match(head, /^HTTP\/1.1 200 CONNECTED\r\n/)
+    assert.match(head, /X-CSTP-Address: 198\.19\.9\.\d+\r\n/)
+    assert.match(head, /X-CSTP-MTU: \d+\r\n/)
+    const tun = tuns.at(-1)!
+
+    // client → TUN
+    c.socket.write(encodeCstpFrame(CstpType.Data, ipv4(1)))
+    const end = Date.now() + 2000
+    while (tun.written.length === 0 && Date.now() < end) await new Promise((r) => setTimeout(r, 10))
+    assert.deepEqual(tun.written[0], ipv4(1))
+
+    // TUN → client, one frame; DPD echoed with its payload
+    const frames: [number, string][] = []
+    const dec = new CstpDecoder(2000, (t, p) => frames.push([t, p.toString('hex')]))
+    c.data = Buffer.alloc(0)
+    tun.inject(ipv4(2))
+    c.socket.write(encodeCstpFrame(CstpType.DpdRequest, Buffer.from('probe')))
+    await c.waitFor(/probe/)
+    dec.push(c.data)
+    assert.deepEqual(frames, [
+      [CstpType.Data, ipv4(2).toString('hex')],
+      [CstpType.DpdResponse, Buffer.from('probe').toString('hex')],
+    ])
+    const session = gateway.sessions.all().find((s) => s.tunnel)!
+    assert.ok(session.bytesIn >= 32 && session.bytesOut >= 32)
+    c.socket.write(encodeDisconnect(0xb0, 'Aborted by caller'))
+    await c.closed
+  })
+
+  it('refuses the cookie after a user logout (0xb0)', async () => {
+    const cookie = await login()
+    const first = await connect(cookie)
+    first.c.socket.write(encodeDisconnect(0xb0, 'bye'))
+    await first.c.closed
+    const again = await connect(cookie)
+    assert.match(again.head, /^HTTP\/1.1 401 /)
+  })
+
+  it('keeps the cookie and the address after a dropped connection', async () => {
+    const cookie = await login()
+    const first = await connect(cookie)
+    const addr = /X-CSTP-Address: (\S+)/.exec(first.head)![1]
+    first.c.socket.destroy()
+    await new Promise((r) => setTimeout(r, 100))
+    const again = await connect(cookie)
+    assert.match(again.head, /^HTTP\/1.1 200 CONNECTED/)
+    assert.equal(/X-CSTP-Address: (\S+)/.exec(again.head)![1], addr)
+    again.c.socket.destroy()
+  })
+
+  it('answers 401 for an unknown cookie and 503 for none', async () => {
+    const bad = await connect(Buffer.alloc(32).toString('base64'))
+    assert.match(bad.head, /^HTTP\/1.1 401 Cookie is not acceptable/)
+    const c = new Client()
+    const none = await c.request('CONNECT', '/CSCOSSLC/tunnel')
+    assert.match(none, /^HTTP\/1.1 503 /)
+  })
+
+  it('asks again after a wrong password', async () => {
+    const c = new Client()
+    const text = await c.request('POST', '/', loginBody('wrong'))
+    assert.match(text, /Login failed/)
+    assert.doesNotMatch(text, /webvpn=/)
+    c.socket.destroy()
+  })
+
+  describe('hostile input ends only its own connection', () => {
+    const stillServes = async () => {
+      const c = new Client()
+      const text = await c.request('GET', '/')
+      c.socket.destroy()
+      assert.match(text, /^HTTP\/1.1 200/)
+    }
+
+    it('random bytes instead of HTTP', async () => {
+      const c = new Client()
+      c.socket.write(Buffer.from('9f3a00ffe1c2\r\n\r\n\x00\x01garbage', 'latin1'))
+      await c.closed
+      await stillServes()
+    })
+
+    it('an oversized body', async () => {
+      const c = new Client()
+      const text = await c.request('POST', '/', 'x'.repeat(10_000))
+      assert.match(text, /^HTTP\/1.1 413 /)
+      await stillServes()
+    })
+
+    it('a header flood', async () => {
+      const c = new Client()
+      const flood = Object.fromEntries(Array.from({length: 200}, (_, i) => [`X-Flood-${i}`, 'y'.repeat(50)]))
+      const text = await c.request('GET', '/', '', flood)
+      assert.match(text, /^HTTP\/1.1 431 /)
+      await stillServes()
+    })
+
+    it('entity expansion in the login XML', async () => {
+      const c = new Client()
+      const bomb = '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]><config-auth type="auth-reply"><auth><username>&b;</username></auth></config-auth>'
+      const text = await c.request('POST', '/', bomb)
+      assert.match(text, /^HTTP\/1.1 400 /)
+      await stillServes()
+    })
+
+    it('an invalid CSTP frame inside a tunnel', async () => {
+      const cookie = await login()
+      const {c} = await connect(cookie)
+      c.socket.write(Buffer.from('53544601ffff0000', 'hex'))
+      await c.closed
+      await stillServes()
+    })
+  })
+})
