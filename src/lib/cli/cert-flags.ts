@@ -34,5 +34,10 @@ export interface IssueResult {
 
 /** The lines `cert issue` prints for people; `--json` prints the IssueResult instead. */
 export function issueSummary(r: IssueResult): string[] {
-  return [...r.files.map((f) => `wrote    ${f}`), `subject  ${r.subject}`, `expires  ${r.notAfter}`, `pin      ${r.pin}`]
+  return [
+    ...r.files.map((f) => `wrote    ${f}`),
+    `subject  ${r.subject}`,
+    `expires  ${r.notAfter}`,
+    `pin      ${r.pin}`,
+  ]
 }

@@ -6,10 +6,11 @@
  */
 import {password} from '@inquirer/prompts'
 
+import {MAX_PASSWORD_BYTES} from '../config/password-hash.js'
 import {configError} from '../errors.js'
 
-/** Longer input on stdin is refused rather than buffered. */
-export const MAX_SECRET_BYTES = 4096
+/** Longer secrets are refused: the users file's checks stop there too. */
+export const MAX_SECRET_BYTES = MAX_PASSWORD_BYTES
 
 export interface SecretRequest {
   /** What is asked for, in a sentence: "password for alice". */
@@ -25,6 +26,10 @@ export async function readNewSecret(req: SecretRequest): Promise<string> {
   const input = req.input ?? process.stdin
   const secret = req.fromStdin ? await readFirstLine(input, req) : await promptTwice(input, req)
   if (secret === '') throw configError('SECRET_EMPTY', `the ${req.what} must not be empty`)
+  if (Buffer.byteLength(secret) > MAX_SECRET_BYTES) {
+    throw configError('SECRET_TOO_LONG', `the ${req.what} is longer than ${MAX_SECRET_BYTES} bytes`)
+  }
+
   return secret
 }
 
@@ -38,12 +43,15 @@ export function readFirstLine(input: NodeJS.ReadableStream, req: SecretRequest):
       input.removeListener('data', onData)
       input.removeListener('end', onEnd)
       input.removeListener('error', onError)
-      input.pause()
+      // Stop reading: a writer that keeps the pipe open must not keep this process alive.
+      ;(input as NodeJS.ReadableStream & {destroy?: () => void}).destroy?.()
       if (err) return reject(err)
       const text = Buffer.concat(chunks).toString('utf8')
       const line = text.split('\n')[0].replace(/\r$/, '')
       if (line === '' && !text.includes('\n')) {
-        return reject(configError('SECRET_EMPTY', `no ${req.what} on standard input (--${req.stdinFlag})`))
+        return reject(
+          configError('SECRET_EMPTY', `no ${req.what} on standard input (--${req.stdinFlag})`),
+        )
       }
 
       resolve(line)
@@ -55,12 +63,18 @@ export function readFirstLine(input: NodeJS.ReadableStream, req: SecretRequest):
       size += b.length
       if (b.includes(0x0a)) return finish()
       if (size > MAX_SECRET_BYTES) {
-        finish(configError('SECRET_TOO_LONG', `the ${req.what} on standard input is longer than ${MAX_SECRET_BYTES} bytes`))
+        finish(
+          configError(
+            'SECRET_TOO_LONG',
+            `the ${req.what} on standard input is longer than ${MAX_SECRET_BYTES} bytes`,
+          ),
+        )
       }
     }
 
     const onEnd = () => finish()
-    const onError = (err: Error) => finish(configError('SECRET_UNREADABLE', `cannot read standard input: ${err.message}`))
+    const onError = (err: Error) =>
+      finish(configError('SECRET_UNREADABLE', `cannot read standard input: ${err.message}`))
     input.on('data', onData)
     input.on('end', onEnd)
     input.on('error', onError)
@@ -68,7 +82,10 @@ export function readFirstLine(input: NodeJS.ReadableStream, req: SecretRequest):
   })
 }
 
-async function promptTwice(input: SecretRequest['input'] & {}, req: SecretRequest): Promise<string> {
+async function promptTwice(
+  input: SecretRequest['input'] & {},
+  req: SecretRequest,
+): Promise<string> {
   if (!input.isTTY) {
     throw configError('SECRET_NO_TERMINAL', `no terminal to ask for the ${req.what}`, [
       `pass it on standard input with --${req.stdinFlag}`,
@@ -79,7 +96,8 @@ async function promptTwice(input: SecretRequest['input'] & {}, req: SecretReques
   try {
     const first = await password({message: `New ${req.what}:`, mask: '*'}, context)
     const second = await password({message: `Repeat the ${req.what}:`, mask: '*'}, context)
-    if (first !== second) throw configError('SECRET_MISMATCH', `the two ${req.what} entries differ`)
+    if (first !== second)
+      throw configError('SECRET_MISMATCH', `the two entries of the ${req.what} differ`)
     return first
   } catch (err) {
     if (err instanceof Error && err.name === 'ExitPromptError') {
