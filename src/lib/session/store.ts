@@ -58,7 +58,7 @@ export class SessionStore {
   constructor(
     private readonly pools: {v4: AddressPool; v6?: AddressPool},
     private readonly cookieTimeoutMs: number,
-    sweepMs = 10_000,
+    sweepMs = Math.min(10_000, cookieTimeoutMs),
   ) {
     this.sweeper = setInterval(() => this.sweep(), sweepMs)
     this.sweeper.unref()

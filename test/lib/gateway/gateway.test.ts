@@ -13,7 +13,7 @@ import {CstpType} from '../../../src/lib/cstp/constants.js'
 import {CstpDecoder} from '../../../src/lib/cstp/decoder.js'
 import {encodeCstpFrame, encodeDisconnect} from '../../../src/lib/cstp/encoder.js'
 import {resolveConfig} from '../../../src/lib/config/schema.js'
-import {Gateway} from '../../../src/lib/gateway/server.js'
+import {Gateway, type GatewayOptions} from '../../../src/lib/gateway/server.js'
 import type {VerifyResult} from '../../../src/lib/http-auth/login.js'
 import {noopLogger} from '../../../src/lib/log/logger.js'
 import {ensureServerCert} from '../../../src/lib/pki/server-cert.js'
@@ -23,6 +23,8 @@ const tuns: MemoryTun[] = []
 let gateway: Gateway
 let port: number
 let dir: string
+let gatewayOptions: GatewayOptions
+const baseFlags = {listen: '127.0.0.1:0', 'ipv4-pool': '198.19.9.0/24', 'max-body-bytes': 4096, 'max-header-bytes': 4096}
 
 const users = {
   async verify(user: string, password: string): Promise<VerifyResult> {
@@ -33,9 +35,8 @@ const users = {
 before(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-gw-'))
   const cert = await ensureServerCert(dir, noopLogger)
-  const config = resolveConfig({}, {listen: '127.0.0.1:0', 'ipv4-pool': '198.19.9.0/24', 'max-body-bytes': 4096, 'max-header-bytes': 4096})
-  gateway = new Gateway({
-    config,
+  gatewayOptions = {
+    config: resolveConfig({}, baseFlags),
     certPem: cert.certPem,
     keyPem: cert.keyPem,
     users,
@@ -49,7 +50,8 @@ before(async () => {
       },
       configure: async () => {},
     },
-  })
+  }
+  gateway = new Gateway(gatewayOptions)
   port = (await gateway.listen()).port
 })
 
@@ -64,8 +66,8 @@ class Client {
   data = Buffer.alloc(0)
   closed: Promise<void>
 
-  constructor() {
-    this.socket = tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false})
+  constructor(toPort = port) {
+    this.socket = tls.connect({port: toPort, host: '127.0.0.1', rejectUnauthorized: false})
     this.socket.on('data', (c: Buffer) => {
       this.data = Buffer.concat([this.data, c])
     })
@@ -190,6 +192,28 @@ describe('Gateway', () => {
     assert.match(text, /Login failed/)
     assert.doesNotMatch(text, /webvpn=/)
     c.socket.destroy()
+  })
+
+  it('ends a silent tunnel by DPD and frees its address after the cookie timeout', async () => {
+    const fast = new Gateway({...gatewayOptions, config: resolveConfig({}, {...baseFlags, dpd: 1, 'cookie-timeout': 1})})
+    const fastPort = (await fast.listen()).port
+    try {
+      const c1 = new Client(fastPort)
+      const text = await c1.request('POST', '/', loginBody('secret'))
+      const cookie = /Set-Cookie: webvpn=([^;]+);/.exec(text)![1]
+      const c = new Client(fastPort)
+      const head = await c.request('CONNECT', '/CSCOSSLC/tunnel', '', {Cookie: `webvpn=${cookie}`})
+      assert.match(head, /200 CONNECTED/)
+      assert.equal(fast.pool4.inUse, 1)
+      // The client says nothing: DPD requests come, then the tunnel ends after 3×DPD.
+      await c.closed
+      assert.match(c.data.toString('hex'), /5354460100000300/)
+      await new Promise((r) => setTimeout(r, 2500))
+      assert.equal(fast.pool4.inUse, 0)
+      assert.equal(fast.sessions.size, 0)
+    } finally {
+      await fast.stop(200)
+    }
   })
 
   describe('hostile input ends only its own connection', () => {
