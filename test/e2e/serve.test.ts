@@ -36,15 +36,23 @@ describe('anygate serve with openconnect', {skip}, () => {
 
   before(async () => {
     net = await createTestNet()
-    gw = await startAnygate(net, {users: [{name: 'alice', password: 'correct horse'}, {name: 'bob', password: 'b0b!'}]})
+    gw = await startAnygate(net, {
+      users: [
+        {name: 'alice', password: 'correct horse'},
+        {name: 'bob', password: 'b0b!', group: 'eng'},
+      ],
+      extraArgs: ['--group', 'eng:Engineering', '--group', 'ops:Operations'],
+    })
   })
 
   after(async () => {
     await net?.destroy()
   })
 
+  // Groups are offered, so a non-interactive client must name one (openconnect asks otherwise).
+  const pickDefault = ['--authgroup', 'DEFAULT']
   const login = (user = 'alice', password = 'correct horse') =>
-    startOpenconnect(net, {url: gw.url, user, password, servercert: gw.servercert, dtls: false})
+    startOpenconnect(net, {url: gw.url, user, password, servercert: gw.servercert, dtls: false, extraArgs: pickDefault})
 
   it('logs in, pings the gateway through the tunnel and runs iperf3 both ways', async () => {
     const oc = await login()
@@ -75,29 +83,54 @@ describe('anygate serve with openconnect', {skip}, () => {
   })
 
   it('refuses a wrong password and an unknown user', async () => {
-    const wrong = await authenticateOnly(net, {url: gw.url, user: 'alice', password: 'nope', servercert: gw.servercert})
+    const wrong = await authenticateOnly(net, {url: gw.url, user: 'alice', password: 'nope', servercert: gw.servercert, extraArgs: pickDefault})
     assert.notEqual(wrong.code, 0)
     assert.match(wrong.output, /Login failed/)
     assert.doesNotMatch(wrong.output, /COOKIE=/)
 
-    const unknown = await authenticateOnly(net, {url: gw.url, user: 'mallory', password: 'x', servercert: gw.servercert})
+    const unknown = await authenticateOnly(net, {url: gw.url, user: 'mallory', password: 'x', servercert: gw.servercert, extraArgs: pickDefault})
     assert.notEqual(unknown.code, 0)
     assert.match(unknown.output, /Login failed/)
     assert.match(gw.log(), /login failed .*user=mallory .*reason=unknown/)
   })
 
+  it('logs in with the legacy form flow (--no-xmlpost)', async () => {
+    const r = await authenticateOnly(net, {
+      url: gw.url,
+      user: 'alice',
+      password: 'correct horse',
+      servercert: gw.servercert,
+      extraArgs: ['--no-xmlpost', ...pickDefault],
+    })
+    assert.equal(r.code, 0, r.output)
+    assert.match(r.output, /COOKIE=/)
+  })
+
+  it('lets a user pick a group they belong to, and only those', async () => {
+    const auth = (user: string, password: string, group: string) =>
+      authenticateOnly(net, {url: gw.url, user, password, servercert: gw.servercert, extraArgs: ['--authgroup', group]})
+    // openconnect matches --authgroup against the option's label
+    const member = await auth('bob', 'b0b!', 'Engineering')
+    assert.equal(member.code, 0, member.output)
+    assert.match(gw.log(), /INFO  login .*user=bob group=eng/)
+    const other = await auth('bob', 'b0b!', 'Operations')
+    assert.notEqual(other.code, 0)
+    assert.match(other.output, /not a member of the selected group/)
+  })
+
   it('reconnects with the same cookie and keeps the address', async () => {
+    const count = (re: RegExp) => (gw.log().match(re) ?? []).length
+    const loginsBefore = count(/INFO  login .*user=bob/g)
     const oc = await login('bob', 'b0b!')
     after(() => oc.stop())
     const first = await oc.waitForConnected(15_000)
-    const countUps = () => (gw.log().match(/tunnel up .*user=bob/g) ?? []).length
+    const countUps = () => count(/tunnel up .*user=bob/g)
     await waitFor('the first tunnel for bob', () => countUps() === 1)
 
     // SIGUSR2: openconnect drops its TLS connection and reconnects with its cookie.
     process.kill(oc.pid, 'SIGUSR2')
     await waitFor('a second tunnel for bob', () => countUps() === 2, 20_000)
-    const logins = (gw.log().match(/INFO  login .*user=bob/g) ?? []).length
-    assert.equal(logins, 1, 'the reconnect must not log in again')
+    assert.equal(count(/INFO  login .*user=bob/g), loginsBefore + 1, 'the reconnect must not log in again')
     const ups = gw.log().match(/tunnel up .*user=bob .*vpnAddr=\S+/g) ?? []
     assert.equal(ups.length, 2)
     assert.ok(ups.every((l) => l.endsWith(`vpnAddr=${first.address}`)), ups.join('\n'))

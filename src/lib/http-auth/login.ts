@@ -131,7 +131,9 @@ export class LoginHandler {
   private chooseGroup(selected: string | undefined, userGroups: string[]): string | undefined | null {
     if (this.o.groups.length === 0) return userGroups[0]
     const match = this.o.groups.find((g) => g.name === selected || g.label === selected)
+    // DEFAULT (the form's first option), nothing, or a name we do not offer: the user's own.
     if (!selected || !match) return userGroups[0]
+
     if (userGroups.length === 0) return undefined
     return userGroups.includes(match.name) ? match.name : null
   }

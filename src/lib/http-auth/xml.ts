@@ -56,6 +56,13 @@ export function escapeXml(s: string): string {
   return s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`)
 }
 
+/**
+ * The option that means "the user's own default group" (their first group in the users file),
+ * listed first and selected, so that a client that cannot ask (openconnect --non-inter) still
+ * logs in; ocserv's `default-select-group` plays the same part.
+ */
+export const DEFAULT_GROUP = 'DEFAULT'
+
 /** True when a body is XML rather than a form: decided by content, as real clients mislabel it. */
 export function looksLikeXml(body: string): boolean {
   return body.trimStart().startsWith('<')
@@ -141,13 +148,20 @@ export interface LoginFormOptions {
  * ASA's way of saying a try failed (§2.10); openconnect shows it and asks again.
  */
 export function buildAuthRequest(o: LoginFormOptions): string {
-  const groups = orderGroups(o.groups, o.selectedGroup)
+  // Clients send the value or, some AnyConnect versions, the label (auth-and-cstp.md §2.6).
+  const chosen = o.groups.find((g) => g.name === o.selectedGroup || g.label === o.selectedGroup)
+  const groups = orderGroups(o.groups, chosen?.name)
+  const options = [
+    ...(chosen ? [] : [{name: DEFAULT_GROUP, label: 'Default'}]),
+    ...groups,
+  ].map((g, i) => {
+    const selected = i === 0 ? ' selected="true"' : ''
+    return `<option value="${escapeXml(g.name)}"${selected}>${escapeXml(g.label)}</option>`
+  })
   const select =
     groups.length === 0
       ? ''
-      : `<select name="group_list" label="Group:">\n${groups
-          .map((g) => `<option value="${escapeXml(g.name)}">${escapeXml(g.label)}</option>`)
-          .join('\n')}\n</select>\n`
+      : `<select name="group_list" label="Group:">\n${options.join('\n')}\n</select>\n`
 
   return [
     '<?xml version="1.0" encoding="UTF-8"?>',

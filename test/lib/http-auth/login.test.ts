@@ -111,6 +111,13 @@ describe('LoginHandler', () => {
     const {handler} = setup([{name: 'eng', label: 'Engineering'}])
     const r = await handler.handle({...req(''), method: 'GET'})
     assert.match(r.body, /<select name="group_list"/)
+    assert.match(r.body, /<option value="DEFAULT" selected="true">Default<\/option>/)
+  })
+
+  it('gives the user their own first group for DEFAULT', async () => {
+    const {handler, sessions} = setup([{name: 'eng', label: 'Engineering'}])
+    const ok = await handler.handle(req(reply('bob', 'hunter2', 'DEFAULT')))
+    assert.equal(sessions.findByCookie(cookieOf(ok.headers, 'webvpn') ?? '')?.group, 'eng')
   })
 
   it('takes the legacy form login', async () => {
