@@ -8,6 +8,7 @@ const root = new URL('..', import.meta.url).pathname
 const config = await Config.load(root)
 const roff = (s = '') =>
   String(s).replace(/\\/g, '\\e').replace(/-/g, '\\-').replace(/^([.'])/gm, '\\&$1')
+    .replace(/[^\x00-\x7f]/g, (c) => `\\[u${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`)
 const fill = (s) => s.replace(/<%= config.bin %>/g, config.bin)
 
 const own = config.commands.filter((c) => c.pluginName === config.name && !c.hidden)
@@ -51,5 +52,28 @@ for (const cmd of own) {
   fs.writeFileSync(`${root}man/${page}.1`, lines.join('\n') + '\n')
   written.push(`man/${page}.1`)
 }
+
+// The overview page: every command with its summary.
+const overview = [
+  `.TH ANYGATE 1 "" "${config.name} ${config.version}" "anygate manual"`,
+  '.SH NAME',
+  `anygate \\- ${roff(config.pjson.description ?? '')}`,
+  '.SH SYNOPSIS',
+  '.B anygate',
+  '.I COMMAND',
+  '[\\fIOPTIONS\\fR]',
+  '.SH COMMANDS',
+  ...own
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .flatMap((c) => ['.TP', `\\fB${c.id.split(':').join(' ')}\\fR`, roff(c.summary ?? '')]),
+  '.SH FILES',
+  '.TP',
+  '/var/lib/anygate',
+  'The state directory: CA and server certificate, users file (override with ANYGATE_STATE_DIR).',
+  '.SH SEE ALSO',
+  ...own.map((c) => `.BR ${[config.bin, ...c.id.split(':')].join('-')} (1)`),
+]
+fs.writeFileSync(`${root}man/anygate.1`, overview.join('\n') + '\n')
+written.push('man/anygate.1')
 
 console.log(`wrote ${written.length} pages`)
