@@ -77,6 +77,8 @@ describe('anygate serve with openconnect', {skip}, () => {
     }
 
     await server.stop()
+    // One CSTP frame per TLS record, also under load (auth-and-cstp.md §4.3)
+    assert.doesNotMatch(oc.log(), /Unexpected packet length|Unknown packet/)
     await oc.stop()
     await waitFor('the tunnel down log line', () => /tunnel down .*user=alice .*bytesIn=\d{7,}/.test(gw.log()))
     assert.doesNotMatch(gw.log(), /correct horse/, 'a password reached the log')

@@ -216,6 +216,39 @@ describe('Gateway', () => {
     }
   })
 
+  it('leases an IPv6 address to a full-IPv6 client when a pool is set', async () => {
+    const configured: unknown[] = []
+    const v6 = new Gateway({
+      ...gatewayOptions,
+      config: resolveConfig({}, {...baseFlags, 'ipv6-pool': '2001:2:0:9::/64'}),
+      tun: {open: () => createMemoryTun('vpns9', 8), configure: async (_n, cfg) => void configured.push(cfg)},
+    })
+    const v6Port = (await v6.listen()).port
+    try {
+      const c1 = new Client(v6Port)
+      const cookie = /Set-Cookie: webvpn=([^;]+);/.exec(await c1.request('POST', '/', loginBody('secret')))![1]
+      const c = new Client(v6Port)
+      const head = await c.request('CONNECT', '/CSCOSSLC/tunnel', '', {
+        Cookie: `webvpn=${cookie}`,
+        'X-CSTP-Address-Type': 'IPv6,IPv4',
+        'X-CSTP-Full-IPv6-Capability': 'true',
+      })
+      assert.match(head, /X-CSTP-Address-IP6: 2001:2:0:9::2\/64\r\n/)
+      assert.match(head, /X-CSTP-Address: 198\.19\.9\.2\r\n/)
+      assert.deepEqual(configured[0], {
+        localV4: '198.19.9.1',
+        peerV4: '198.19.9.2',
+        mtu: Number(/X-CSTP-MTU: (\d+)/.exec(head)![1]),
+        localV6: '2001:2:0:9::1',
+        peerV6: '2001:2:0:9::2',
+        prefixV6: 128,
+      })
+      c.socket.destroy()
+    } finally {
+      await v6.stop(200)
+    }
+  })
+
   describe('hostile input ends only its own connection', () => {
     const stillServes = async () => {
       const c = new Client()
