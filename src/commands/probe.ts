@@ -1,0 +1,120 @@
+import {password as promptPassword} from '@inquirer/prompts'
+import {Args, Flags} from '@oclif/core'
+import chalk from 'chalk'
+
+import {BaseCommand} from '../lib/cli/base-command.js'
+import {readFirstLine} from '../lib/cli/read-secret.js'
+import {configError} from '../lib/errors.js'
+import type {Check, CheckStatus} from '../lib/probe/checks.js'
+import {type ProbeReport, UnreachableError, probeGateway} from '../lib/probe/run.js'
+
+const STEP_TITLES: Record<string, string> = {tls: 'TLS', auth: 'Login form', login: 'Login', tunnel: 'Tunnel'}
+
+export default class Probe extends BaseCommand {
+  static override args = {
+    url: Args.string({description: 'The gateway, https://HOST[:PORT][/PATH].', required: true}),
+  }
+
+  static override description = `Speaks to a gateway as Cisco Secure Client (or openconnect, with --as) \
+would, and reports what works, what is odd, and what will break which client: TLS (versions, \
+certificate, expiry, host name, trust, pin), the XML login form, and with --user the login, \
+CONNECT with a Cisco-like header set, every CSTP/DTLS header interpreted, and a DPD round trip \
+over CSTP. The session is ended with a DISCONNECT so the gateway frees it at once.
+
+Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cannot be reached.`
+
+  static override enableJsonFlag = true
+
+  static override examples = [
+    '<%= config.bin %> probe https://vpn.example.com/',
+    'echo "$PW" | <%= config.bin %> probe https://198.18.0.1/ --user alice --password-stdin --servercert pin-sha256:AbC...=',
+    '<%= config.bin %> probe https://vpn.example.com/ --as openconnect --cafile ca.pem --json',
+  ]
+
+  static override flags = {
+    as: Flags.string({description: 'Which client to imitate.', options: ['cisco', 'openconnect'], default: 'cisco'}),
+    cafile: Flags.string({description: 'Trust the gateway certificate against this CA file instead of the system store.'}),
+    group: Flags.string({description: 'Group to select at login (value or label).'}),
+    'password-stdin': Flags.boolean({description: 'Read the password from the first line of standard input.', dependsOn: ['user']}),
+    servercert: Flags.string({description: 'Expected certificate pin, as openconnect takes it: pin-sha256:BASE64.'}),
+    timeout: Flags.integer({description: 'Seconds each step may take.', default: 10, min: 1, max: 300}),
+    user: Flags.string({char: 'u', description: 'Log in as this user and test the tunnel.'}),
+  }
+
+  static override summary = 'Grade a gateway\'s compatibility with Cisco Secure Client and openconnect.'
+
+  async run(): Promise<ProbeReport> {
+    const {args, flags} = await this.parse(Probe)
+    if (flags.servercert && !/^pin-sha256:[A-Za-z0-9+/]{43}=$/.test(flags.servercert)) {
+      throw configError('PROBE_BAD_PIN', `bad --servercert ${JSON.stringify(flags.servercert)}: expected pin-sha256:BASE64`)
+    }
+
+    const password = flags.user ? await this.password(flags['password-stdin'], flags.user) : undefined
+    const isTty = process.stderr.isTTY && !this.jsonEnabled()
+    let report: ProbeReport
+    try {
+      report = await probeGateway({
+        url: args.url,
+        as: flags.as as 'cisco' | 'openconnect',
+        timeoutMs: flags.timeout * 1000,
+        cafile: flags.cafile,
+        servercert: flags.servercert,
+        user: flags.user,
+        password,
+        group: flags.group,
+        onStep: isTty ? (step, state) => process.stderr.write(state === 'start' ? chalk.dim(`… ${step}\r`) : '\x1b[2K') : undefined,
+      })
+    } catch (err) {
+      if (!(err instanceof UnreachableError)) throw err
+      this.logToStderr(`Error: ${err.message}`)
+      this.exit(2)
+    }
+
+    if (report.checks.some((c) => c.status === 'fail')) process.exitCode = 1
+    if (!this.jsonEnabled()) this.print(report)
+    return report
+  }
+
+  private async password(fromStdin: boolean, user: string): Promise<string> {
+    const what = `password for ${user}`
+    if (fromStdin) return readFirstLine(process.stdin, {what, stdinFlag: 'password-stdin', fromStdin})
+    if (!process.stdin.isTTY) {
+      throw configError('PROBE_NO_PASSWORD', `no terminal to ask the ${what}: use --password-stdin`)
+    }
+
+    return promptPassword({message: `Password for ${user}:`, mask: '*'})
+  }
+
+  private print(r: ProbeReport) {
+    const mark: Record<CheckStatus, string> = {
+      pass: chalk.green('pass'),
+      warn: chalk.yellow('warn'),
+      fail: chalk.red('fail'),
+      skip: chalk.dim('skip'),
+    }
+    this.log(chalk.bold(`${r.target}`) + chalk.dim(` (as ${r.as === 'cisco' ? 'Cisco Secure Client' : 'openconnect'})`))
+    const width = Math.max(...r.checks.map((c) => c.id.length))
+    let step = ''
+    for (const c of r.checks) {
+      if (c.step !== step) {
+        step = c.step
+        this.log('\n' + chalk.bold(STEP_TITLES[step] ?? step))
+      }
+
+      this.log(`  ${mark[c.status]}  ${c.id.padEnd(width)}  ${c.detail}${affects(c)}`)
+    }
+
+    if (r.tunnel?.ipv4 || r.tunnel?.ipv6) {
+      const t = r.tunnel
+      this.log(`\n${chalk.bold('Assigned')}  ${[t.ipv4 && `${t.ipv4}/${t.netmask}`, t.ipv6].filter(Boolean).join(', ')}, MTU ${t.mtu ?? '?'}, DNS ${t.dns.join(' ') || '-'}, routes ${t.routes.join(' ') || 'all traffic'}`)
+    }
+
+    this.log('')
+    this.log(`${chalk.bold('Cisco Secure Client')}: ${mark[r.verdict.cisco as CheckStatus]}   ${chalk.bold('openconnect')}: ${mark[r.verdict.openconnect as CheckStatus]}`)
+  }
+}
+
+function affects(c: Check): string {
+  if (!c.affects || c.affects.length === 2 || c.status === 'pass') return ''
+  return chalk.dim(` [${c.affects.map((f) => (f === 'cisco' ? 'Cisco' : 'openconnect')).join(', ')}]`)
+}
