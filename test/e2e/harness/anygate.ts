@@ -43,7 +43,9 @@ export async function startAnygate(
     throw new Error(`${repoRoot}dist is missing: run \`npm run build\` before starting anygate`)
   }
 
-  const dir = join(net.dir, 'anygate')
+  // The first instance in a net keeps `<dir>/anygate`; more get their own by port.
+  const first = join(net.dir, 'anygate')
+  const dir = existsSync(first) ? join(net.dir, `anygate-${opts.port ?? 443}`) : first
   const stateDir = join(dir, 'state')
   mkdirSync(stateDir, {recursive: true})
   const port = opts.port ?? 443
