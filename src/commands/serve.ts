@@ -1,9 +1,9 @@
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../lib/cli/base-command.js'
-import {type RawSettings, readConfigFile, resolveConfig} from '../lib/config/schema.js'
+import {type RawSettings, type ServeConfig, readConfigFile, resolveConfig} from '../lib/config/schema.js'
 import {startGateway} from '../lib/gateway/serve.js'
-import {LOG_LEVELS, createLogger} from '../lib/log/logger.js'
+import {LOG_LEVELS, type Logger, createLogger} from '../lib/log/logger.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Runs the gateway: HTTPS with the AnyConnect XML login, the webvpn session cookie, \
@@ -14,7 +14,12 @@ directory, makes a CA and server certificate there on first start, reads the use
 (ocpasswd format) from it, and listens on 0.0.0.0:443 with the pool 198.19.0.0/24. Settings come \
 from the embedded defaults, then --config FILE, then flags. Needs root (TUN interfaces).
 
-SIGINT and SIGTERM send every client a DISCONNECT and remove every interface before exit.`
+SIGINT and SIGTERM send every client a DISCONNECT and remove every interface before exit. \
+SIGHUP re-reads the config file and the users file without dropping anyone: DNS, routes, \
+banner, groups, timers, MTU and log level apply to the logins and tunnels that follow; a \
+setting that needs a restart (listen, pools, certificate...) is named in the log and kept.
+
+\`anygate session\` and \`anygate status\` reach a running serve through its control socket.`
 
   static override examples = [
     '<%= config.bin %> serve',
@@ -25,6 +30,7 @@ SIGINT and SIGTERM send every client a DISCONNECT and remove every interface bef
   static override flags = {
     cert: Flags.string({description: 'Server certificate (PEM); default: made in the state directory.'}),
     config: Flags.string({char: 'c', description: 'Config file (key = value lines; see anygate.conf.sample).'}),
+    'control-socket': Flags.string({description: 'UNIX socket for `session` and `status`; default: <state-dir>/control.sock.'}),
     'cookie-timeout': Flags.integer({description: 'Seconds a session outlives a dropped tunnel.', min: 1}),
     'default-domain': Flags.string({description: 'DNS search domain sent to clients.'}),
     device: Flags.string({description: 'TUN interface name prefix (the kernel appends a number).'}),
@@ -42,10 +48,13 @@ SIGINT and SIGTERM send every client a DISCONNECT and remove every interface bef
     'max-header-bytes': Flags.integer({description: 'Largest HTTP header block accepted.', min: 1024}),
     'auth-timeout': Flags.integer({description: 'Seconds a connection may take to log in and start its tunnel.', min: 1}),
     mtu: Flags.integer({description: 'Link MTU the tunnel MTU is computed from.', min: 576, max: 9000}),
+    'dtls-ciphers': Flags.string({
+      description: 'DTLS ciphers the server may choose, colon-separated (PSK-NEGOTIATE, AES256-GCM-SHA384, …).',
+    }),
     'no-dtls': Flags.boolean({description: 'Offer no DTLS channel (the TLS tunnel only).'}),
     route: Flags.string({description: 'Route pushed to clients, CIDR (repeatable); none = all traffic.', multiple: true}),
     'session-timeout': Flags.integer({description: 'Seconds a session may last in all; 0 = no limit.', min: 0}),
-    'state-dir': Flags.string({description: 'State directory (certificates, users file).'}),
+    'state-dir': Flags.string({description: 'State directory (certificates, users file, control socket).'}),
     users: Flags.string({description: 'Users file in ocpasswd format; default: <state-dir>/users.'}),
   }
 
@@ -57,6 +66,7 @@ SIGINT and SIGTERM send every client a DISCONNECT and remove every interface bef
     const fromFlags: RawSettings = {
       listen: flags.listen,
       'state-dir': flags['state-dir'],
+      'control-socket': flags['control-socket'],
       users: flags.users,
       cert: flags.cert,
       key: flags.key,
@@ -78,6 +88,7 @@ SIGINT and SIGTERM send every client a DISCONNECT and remove every interface bef
       'log-level': flags['log-level'],
       'log-format': flags['log-format'],
       dtls: flags['no-dtls'] ? false : undefined,
+      'dtls-ciphers': flags['dtls-ciphers'] ? [flags['dtls-ciphers']] : undefined,
     }
     const config = resolveConfig(file, fromFlags)
     const log = createLogger({level: config.logLevel, format: config.logFormat})
@@ -94,9 +105,21 @@ SIGINT and SIGTERM send every client a DISCONNECT and remove every interface bef
 
       process.once('SIGINT', () => stop('SIGINT'))
       process.once('SIGTERM', () => stop('SIGTERM'))
-      // Not yet: SIGHUP reloads the config (the session issue); the users file already reloads on change.
-      process.on('SIGHUP', () => log.info('SIGHUP ignored', {reason: 'config reload not yet supported'}))
+      process.on('SIGHUP', () => {
+        log.info('reloading', {signal: 'SIGHUP', config: flags.config})
+        running.reload(this.rereadConfig(flags.config, fromFlags, log))
+      })
     })
     log.info('stopped')
+  }
+
+  /** SIGHUP: the config file and flags again; undefined (and an error logged) if it is bad. */
+  private rereadConfig(file: string | undefined, fromFlags: RawSettings, log: Logger): ServeConfig | undefined {
+    try {
+      return resolveConfig(file ? readConfigFile(file) : {}, fromFlags)
+    } catch (err) {
+      log.error('config reload failed', {reason: (err as Error).message, config: file})
+      return undefined
+    }
   }
 }

@@ -24,8 +24,10 @@ export abstract class BaseCommand extends Command {
 
     if (err instanceof AnygateError && !verbose) {
       const suggestions = err instanceof ConfigError ? err.suggestions : []
-      this.logToStderr(`Error: ${err.message}`)
-      for (const s of suggestions) this.logToStderr(`  ${s}`)
+      // process.stderr, not logToStderr: oclif silences that under --json, and a script
+      // must still learn why the command failed.
+      process.stderr.write(`Error: ${err.message}\n`)
+      for (const s of suggestions) process.stderr.write(`  ${s}\n`)
       this.exit(err instanceof ConfigError ? 2 : 1)
     }
 

@@ -8,7 +8,8 @@ import net from 'node:net'
 
 import {configError} from '../errors.js'
 import {type Cidr, type Family, parseCidr, parseHostPort} from './ip.js'
-import {defaultStateDir} from './state-dir.js'
+import {defaultControlSocket, defaultStateDir} from './state-dir.js'
+import {ALL_DTLS_CIPHER_NAMES, DEFAULT_DTLS_CIPHER_NAMES} from '../dtls/suites.js'
 import type {LogFormat, LogLevel} from '../log/logger.js'
 
 export interface GroupConfig {
@@ -19,6 +20,8 @@ export interface GroupConfig {
 export interface ServeConfig {
   listen: {host: string; port: number}
   stateDir: string
+  /** The control socket of `session` and `status`; default `<stateDir>/control.sock`. */
+  controlSocket: string
   /** Users file; default `<stateDir>/users`. */
   users?: string
   cert?: string
@@ -33,6 +36,11 @@ export interface ServeConfig {
   groups: GroupConfig[]
   banner?: string
   dtls: boolean
+  /**
+   * DTLS cipher names the server may choose (dtls/suites.ts); DES-CBC3-SHA only when listed.
+   * Its order does not matter: the client's preference decides within this set.
+   */
+  dtlsCiphers: string[]
   /** TUN device name prefix; the kernel appends a number. */
   device: string
   mtu: number
@@ -74,6 +82,7 @@ type Kind = 'string' | 'int' | 'bool' | 'list'
 const KEYS: Record<string, Kind> = {
   listen: 'string',
   'state-dir': 'string',
+  'control-socket': 'string',
   users: 'string',
   cert: 'string',
   key: 'string',
@@ -86,6 +95,7 @@ const KEYS: Record<string, Kind> = {
   group: 'list',
   banner: 'string',
   dtls: 'bool',
+  'dtls-ciphers': 'list',
   device: 'string',
   mtu: 'int',
   dpd: 'int',
@@ -185,6 +195,7 @@ export function resolveConfig(file: RawSettings, flags: RawSettings): ServeConfi
   const config: ServeConfig = {
     listen: parseHostPort(str('listen') ?? DEFAULTS.listen),
     stateDir: str('state-dir') ?? defaultStateDir(),
+    controlSocket: str('control-socket') ?? defaultControlSocket(str('state-dir') ?? defaultStateDir()),
     users: str('users'),
     cert: str('cert'),
     key: str('key'),
@@ -196,7 +207,8 @@ export function resolveConfig(file: RawSettings, flags: RawSettings): ServeConfi
     defaultDomain: str('default-domain'),
     groups: list('group').map(parseGroup),
     banner: str('banner'),
-    dtls: (raw.dtls as boolean | undefined) ?? false,
+    dtls: (raw.dtls as boolean | undefined) ?? true,
+    dtlsCiphers: parseDtlsCiphers(list('dtls-ciphers')),
     device: str('device') ?? DEFAULTS.device,
     mtu: int('mtu', DEFAULTS.mtu),
     dpd: int('dpd', DEFAULTS.dpd),
@@ -215,6 +227,19 @@ export function resolveConfig(file: RawSettings, flags: RawSettings): ServeConfi
 
   checkRanges(config)
   return config
+}
+
+/** Accepts repeated keys and colon- or comma-separated lists; an empty list means the defaults. */
+function parseDtlsCiphers(values: string[]): string[] {
+  const names = values.flatMap((v) => v.split(/[:,\s]+/)).filter(Boolean)
+  if (names.length === 0) return [...DEFAULT_DTLS_CIPHER_NAMES]
+  for (const n of names) {
+    if (!ALL_DTLS_CIPHER_NAMES.includes(n)) {
+      throw configError('CONFIG_BAD_VALUE', `unknown dtls cipher ${JSON.stringify(n)}; known: ${ALL_DTLS_CIPHER_NAMES.join(', ')}`)
+    }
+  }
+
+  return [...new Set(names)]
 }
 
 function checkInt(key: string, v: unknown): number {

@@ -20,6 +20,13 @@ export function defaultUsersFile(stateDir = defaultStateDir()): string {
   return path.join(stateDir, USERS_FILE_NAME)
 }
 
+export const CONTROL_SOCKET_NAME = 'control.sock'
+
+/** Where serve listens for `session` and `status` unless told otherwise. */
+export function defaultControlSocket(stateDir = defaultStateDir()): string {
+  return path.join(stateDir, CONTROL_SOCKET_NAME)
+}
+
 /** Creates the state directory (mode 0700) if missing; throws a ConfigError when it cannot. */
 export function ensureStateDir(dir: string): string {
   try {

@@ -541,6 +541,12 @@ export class UsersDb {
     })
   }
 
+  /** Re-reads the file now, changed or not (serve's SIGHUP); a failed read keeps the last users. */
+  refresh(): void {
+    this.signature = ''
+    this.reload()
+  }
+
   close(): void {
     this.closed = true
     clearTimeout(this.reloadTimer)

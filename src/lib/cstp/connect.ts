@@ -127,6 +127,8 @@ export interface TunnelGrant {
   rekeyTime: number
   baseMtu: number
   mtu: number
+  /** The X-DTLS-* headers of an agreed DTLS channel (dtls/negotiate.ts), sent before the MTUs. */
+  dtlsHeaders?: [string, string | number][]
 }
 
 /** The full `HTTP/1.1 200 CONNECTED` response head, ending in the empty line. */
@@ -192,6 +194,7 @@ export function buildConnectResponse(req: TunnelRequest, g: TunnelGrant): string
     ['X-CSTP-License', 'accept'],
   )
   if (g.banner) h.push(['X-CSTP-Banner', g.banner.replace(/[\r\n]+/g, ' ')])
+  if (g.dtlsHeaders) h.push(...g.dtlsHeaders)
   h.push(['X-CSTP-Base-MTU', g.baseMtu], ['X-CSTP-MTU', g.mtu])
 
   const lines = h.map(([k, v]) => `${k}: ${v}`)

@@ -48,6 +48,17 @@ export interface CstpTunnelOptions {
   onClosed: (reason: string, invalidate: boolean) => void
   /** Check interval in ms; default derived from the DPD. */
   tickMs?: number
+  /** The session's DTLS side, when the CONNECT agreed one (dtls-and-datapath.md §9.4). */
+  dtls?: DatagramPath
+}
+
+/** What the tunnel needs of a UDP channel: packets go there first, CSTP when it says no. */
+export interface DatagramPath {
+  /** Sends one TUN frame sealed in its headroom; false: use CSTP for this one. */
+  sendPacket(frame: Buffer, headroom: number): boolean
+  /** The client sent DATA over CSTP, so it stopped using the datagram channel. */
+  cstpDataReceived(): void
+  close(): void
 }
 
 export class CstpTunnel implements SessionTunnel {
@@ -80,13 +91,19 @@ export class CstpTunnel implements SessionTunnel {
     socket.on('error', (err) => this.close(`socket error: ${err.message}`, false, false))
     socket.on('close', () => this.close('connection closed', false, false))
     tun.start(
-      (frames) => this.tunOnPackets(frames),
+      (frames, headroom) => this.tunOnPackets(frames, headroom),
       (err) => {
         this.o.log.error('tun failed', {tun: tun.name, reason: err.message})
         this.close('tun failed', true, false)
       },
     )
     if (head && head.length > 0) this.socketOnData(head)
+  }
+
+  /** Traffic arrived over DTLS: it counts for the DPD and idle timers as CSTP traffic does. */
+  dataReceived() {
+    this.rxSeen = true
+    this.dataSeen = true
   }
 
   get closed(): boolean {
@@ -111,6 +128,8 @@ export class CstpTunnel implements SessionTunnel {
       case CstpType.Data: {
         this.dataSeen = true
         this.counters.packetsIn++
+        this.o.dtls?.cstpDataReceived()
+        this.o.session.packetsIn++
         this.o.session.bytesIn += payload.length
         this.o.tun.write(payload)
         return
@@ -145,12 +164,16 @@ export class CstpTunnel implements SessionTunnel {
     this.close(`client disconnect ${hex}${text ? ` '${text}'` : ''}`, false, isLogout)
   }
 
-  private tunOnPackets(frames: Buffer[]) {
-    const {socket, session} = this.o
+  private tunOnPackets(frames: Buffer[], headroom: number) {
+    const {socket, session, dtls} = this.o
+    // CSTP uses the last 8 headroom bytes; DTLS seals in the whole headroom
+    const cstpAt = headroom - CSTP_HEADER_LEN
     if (this.isClosed) return
     this.dataSeen = true
 
-    for (const frame of frames) {
+    for (const whole of frames) {
+      if (dtls?.sendPacket(whole, headroom)) continue
+      const frame = cstpAt === 0 ? whole : whole.subarray(cstpAt)
       if (socket.writableLength > SEND_QUEUE_LIMIT) {
         this.counters.sendDropped++
         continue
@@ -160,6 +183,7 @@ export class CstpTunnel implements SessionTunnel {
       writeCstpHeader(frame, CstpType.Data, len)
       socket.write(frame)
       this.counters.packetsOut++
+      session.packetsOut++
       session.bytesOut += len
     }
   }
@@ -223,6 +247,7 @@ export class CstpTunnel implements SessionTunnel {
     }
 
     tun.close()
+    this.o.dtls?.close()
     log.info('tunnel down', {
       reason,
       vpnAddr: session.ipv4 ?? session.ipv6,

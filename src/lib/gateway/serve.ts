@@ -5,10 +5,13 @@
 import fs from 'node:fs'
 import net from 'node:net'
 
+import {planReload} from './reload.js'
 import {Gateway} from './server.js'
 import {defaultUsersFile, ensureStateDir} from '../config/state-dir.js'
 import type {ServeConfig} from '../config/schema.js'
 import {UsersDb} from '../config/users-file.js'
+import {ControlServer} from '../control/server.js'
+import type {StatusInfo} from '../control/protocol.js'
 import {configError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
 import {ensureServerCert} from '../pki/server-cert.js'
@@ -18,7 +21,13 @@ import {openTun} from '../tun/native.js'
 export interface RunningGateway {
   gateway: Gateway
   address: {host: string; port: number}
-  /** Disconnects every client, removes every interface, closes the listener. */
+  control: ControlServer
+  /**
+   * SIGHUP: takes the live settings of `next` (see reload.ts), names in the log each one that
+   * needs a restart, and re-reads the users file. Without `next` only the users file.
+   */
+  reload(next?: ServeConfig): void
+  /** Disconnects every client, removes every interface, closes the listener and the socket. */
   stop(): Promise<void>
 }
 
@@ -53,6 +62,7 @@ export async function startGateway(config: ServeConfig, log: Logger, version: st
   const users = await UsersDb.open(usersFile, log)
   users.watch()
 
+  const listen: StatusInfo['listen'] = []
   const gateway = new Gateway({
     config,
     certPem,
@@ -63,23 +73,55 @@ export async function startGateway(config: ServeConfig, log: Logger, version: st
     version,
   })
 
+  // The control socket first: once 'listening' is logged, `anygate session` must find it.
+  const control = new ControlServer({path: config.controlSocket, gateway, version, listen, log})
+  try {
+    await control.start()
+  } catch (err) {
+    users.close()
+    gateway.sessions.close()
+    throw err
+  }
+
   let address
   try {
     address = await gateway.listen()
   } catch (err) {
+    await control.stop()
     users.close()
+    gateway.sessions.close()
     const e = err as NodeJS.ErrnoException
     const hint = e.code === 'EACCES' ? ['ports below 1024 need root or CAP_NET_BIND_SERVICE'] : []
     throw configError('SERVE_LISTEN', `cannot listen on ${config.listen.host}:${config.listen.port}: ${e.message}`, hint)
   }
 
+  listen.push({transport: 'tcp', ...address})
+  // The DTLS listener, when on, shares the TLS listener's address and port.
+  if (gateway.udp) listen.push({transport: 'udp', ...address})
   log.info('listening', {host: address.host, port: address.port, users: usersFile, pool: config.ipv4Pool.text})
   return {
     gateway,
     address,
+    control,
+    reload(next?: ServeConfig) {
+      if (next) applyReload(gateway, next, log)
+      users.refresh()
+    },
     async stop() {
+      await control.stop()
       await gateway.stop()
       users.close()
     },
   }
+}
+
+function applyReload(gateway: Gateway, next: ServeConfig, log: Logger) {
+  const plan = planReload(gateway.config, next)
+  for (const key of plan.needsRestart) {
+    log.warn('setting needs a restart', {setting: key, reason: 'kept the running value'})
+  }
+
+  gateway.reconfigure(plan.config)
+  log.setLevel?.(plan.config.logLevel)
+  log.info('config reloaded', {changed: plan.changed.join(',') || 'none'})
 }

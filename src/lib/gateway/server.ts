@@ -29,6 +29,10 @@ import {LoginHandler, type PasswordChecker} from '../http-auth/login.js'
 import {buildConnectResponse, computeMtu, parseTunnelRequest, tlsRecordOverhead} from '../cstp/connect.js'
 import {CSTP_HEADER_LEN} from '../cstp/constants.js'
 import {CstpTunnel} from '../cstp/tunnel.js'
+import {DTLS_HEADROOM} from '../dtls/constants.js'
+import {type DtlsOffer, negotiateDtls} from '../dtls/negotiate.js'
+import {DtlsLink} from './dtls-link.js'
+import {DtlsListener} from './udp.js'
 import {ProtocolError} from '../errors.js'
 import type {ServeConfig} from '../config/schema.js'
 import type {Logger} from '../log/logger.js'
@@ -70,6 +74,9 @@ export class Gateway {
   private readonly login: LoginHandler
   private readonly tunnels = new Set<CstpTunnel>()
   private readonly sockets = new Set<TLSSocket>()
+  /** The DTLS socket on the listen port, unless `dtls` is off. */
+  udp?: DtlsListener
+  private udpPort = 0
   private readonly serverName: string
   readonly startedAt = new Date()
 
@@ -126,8 +133,37 @@ export class Gateway {
         this.server.off('error', reject)
         const addr = this.server.address() as net.AddressInfo
         this.server.on('error', (err) => this.o.log.error('listener error', {reason: err.message}))
-        resolve({host: addr.address, port: addr.port})
+        this.startUdp(addr.address, addr.port).then(() => resolve({host: addr.address, port: addr.port}), reject)
       })
+    })
+  }
+
+  // DTLS listens on the TLS port, UDP (issue 4)
+  private async startUdp(host: string, port: number) {
+    if (!this.o.config.dtls) return
+    const udp = new DtlsListener(host, this.o.log)
+    await udp.listen(port)
+    this.udp = udp
+    this.udpPort = port
+  }
+
+  /** The DTLS offer for this CONNECT (dtls-and-datapath.md §2), or undefined for none. */
+  private offerDtls(req: IncomingMessage, socket: TLSSocket, baseMtu: number, remoteIsIpv6: boolean): DtlsOffer | undefined {
+    const c = this.o.config
+    if (!this.udp || !c.dtls) return undefined
+    return negotiateDtls(req.headers, {
+      allowed: new Set(c.dtlsCiphers),
+      id: crypto.randomBytes(32),
+      // No context argument: an empty one gives another PSK under TLS 1.2 (§3.1, §14 item 2)
+      // @ts-expect-error Node's types demand a context; omitting it is what the PSK needs
+      exportPsk: () => socket.exportKeyingMaterial(32, 'EXPORTER-openconnect-psk'),
+      cstpCipher: socket.getCipher()?.name ?? '',
+      port: this.udpPort,
+      dpd: c.dpd,
+      keepalive: c.keepalive,
+      rekeyTime: c.rekeyTime,
+      baseMtu,
+      remoteIsIpv6,
     })
   }
 
@@ -151,6 +187,22 @@ export class Gateway {
 
     for (const s of this.sockets) s.destroy()
     this.sessions.close()
+    this.udp?.close()
+  }
+
+  /**
+   * Takes a reloaded config for the logins and tunnels that follow. The caller keeps what
+   * cannot change live (listener, pools, cookie store) at its running value (reload.ts).
+   */
+  reconfigure(config: ServeConfig) {
+    this.o.config = config
+    this.login.setOffer(config.groups, config.banner)
+    this.server.maxConnections = config.maxClients
+  }
+
+  /** The config in force. */
+  get config(): ServeConfig {
+    return this.o.config
   }
 
   /** Ends a session: its client is told, its cookie dies, its addresses are freed. */
@@ -291,15 +343,20 @@ export class Gateway {
 
     // MTU (§3.5)
     const cipher = socket.getCipher()
-    const {baseMtu, mtu} = computeMtu({
+    const remoteIsIpv6 = net.isIPv6(remote) && !remote.startsWith('::ffff:')
+    const {baseMtu, mtu: cstpMtu} = computeMtu({
       ourMtu: c.mtu,
       req: tunReq,
-      remoteIsIpv6: net.isIPv6(remote) && !remote.startsWith('::ffff:'),
+      remoteIsIpv6,
       tlsOverhead: tlsRecordOverhead(socket.getProtocol(), cipher?.name ?? ''),
     })
+    // With DTLS both MTU headers carry the DTLS data MTU, as ocserv (dtls-and-datapath.md §9.5)
+    const dtlsOffer = this.offerDtls(req, socket, baseMtu, remoteIsIpv6)
+    const mtu = dtlsOffer ? dtlsOffer.mtu : cstpMtu
 
     // TUN
-    const tun = this.o.tun.open({name: `${c.device}%d`, headroom: CSTP_HEADER_LEN, mtu})
+    const headroom = dtlsOffer ? DTLS_HEADROOM : CSTP_HEADER_LEN
+    const tun = this.o.tun.open({name: `${c.device}%d`, headroom, mtu})
     try {
       await this.o.tun.configure(tun.name, {
         localV4: this.pool4.gateway,
@@ -340,7 +397,15 @@ export class Gateway {
       rekeyTime: c.rekeyTime,
       baseMtu,
       mtu,
+      dtlsHeaders: dtlsOffer?.headers,
     }
+    // Registered before the response: a ClientHello may race it (§8.1 item 5)
+    const link =
+      dtlsOffer && this.udp
+        ? new DtlsLink({offer: dtlsOffer, session, tun, port: this.udp, log, dpd: c.dpd, onTraffic: () => tunnel.dataReceived()})
+        : undefined
+    if (link) this.udp?.add(link)
+    if (dtlsOffer) log.debug('dtls offered', {choice: dtlsOffer.choice, dtlsMtu: dtlsOffer.mtu})
     socket.write(buildConnectResponse(tunReq, grant))
     markTunnel(socket)
 
@@ -353,8 +418,10 @@ export class Gateway {
       idleTimeout: c.idleTimeout,
       sessionDeadline: deadline,
       log,
+      dtls: link,
       onClosed: (reason, invalidate) => {
         this.tunnels.delete(tunnel)
+        if (link) this.udp?.remove(link)
         if (invalidate) this.sessions.invalidate(session)
         else this.sessions.detach(session, tunnel)
       },

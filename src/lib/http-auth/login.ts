@@ -86,6 +86,12 @@ export class LoginHandler {
 
   constructor(private readonly o: LoginOptions) {}
 
+  /** Offers `groups` and `banner` to the logins that follow (serve's SIGHUP). */
+  setOffer(groups: GroupConfig[], banner: string | undefined) {
+    this.o.groups = groups
+    this.o.banner = banner
+  }
+
   /** Answers one login request. Throws ProtocolError (status 400) for malformed bodies. */
   async handle(req: AuthRequest): Promise<AuthResponse> {
     if (req.method === 'GET') return this.form(undefined)

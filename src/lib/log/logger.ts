@@ -14,6 +14,8 @@ export interface Logger {
   debug(msg: string, fields?: LogFields): void
   /** A logger that adds `fields` to every line. */
   child(fields: LogFields): Logger
+  /** Changes the least important level logged, for this logger and all its children. */
+  setLevel?(level: LogLevel): void
 }
 
 export const LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
@@ -25,7 +27,8 @@ type Sink = (line: string) => void
 
 class LineLogger implements Logger {
   constructor(
-    private readonly level: LogLevel,
+    /** Shared with every child, so that `setLevel` reaches loggers already handed out. */
+    private readonly threshold: {level: LogLevel},
     private readonly format: LogFormat,
     private readonly sink: Sink,
     private readonly bound: LogFields,
@@ -48,11 +51,15 @@ class LineLogger implements Logger {
   }
 
   child(fields: LogFields): Logger {
-    return new LineLogger(this.level, this.format, this.sink, {...this.bound, ...fields})
+    return new LineLogger(this.threshold, this.format, this.sink, {...this.bound, ...fields})
+  }
+
+  setLevel(level: LogLevel) {
+    this.threshold.level = level
   }
 
   private write(level: LogLevel, msg: string, fields?: LogFields) {
-    if (RANK[level] > RANK[this.level]) return
+    if (RANK[level] > RANK[this.threshold.level]) return
     const all = {...this.bound, ...fields}
     const time = new Date().toISOString()
 
@@ -78,7 +85,7 @@ export function createLogger(
   opts: {level?: LogLevel; format?: LogFormat; sink?: Sink} = {},
 ): Logger {
   const sink = opts.sink ?? ((line: string) => process.stderr.write(line + '\n'))
-  return new LineLogger(opts.level ?? 'info', opts.format ?? 'text', sink, {})
+  return new LineLogger({level: opts.level ?? 'info'}, opts.format ?? 'text', sink, {})
 }
 
 class NoopLogger implements Logger {

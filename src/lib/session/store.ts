@@ -23,6 +23,17 @@ export interface SessionTunnel {
   close(reason: string, notifyClient: boolean, invalidate?: boolean): void
 }
 
+/** What `session list` shows about DTLS; `isUp` false means traffic fell back to CSTP. */
+export interface SessionDtls {
+  isUp: boolean
+  /** e.g. `DTLS1.2 PSK-AES-256-GCM`. */
+  cipher: string
+  /** The client's UDP address:port now. */
+  remote: string
+  mode: 'psk' | 'resumption'
+  since: Date
+}
+
 export class Session {
   readonly id = crypto.randomBytes(SESSION_ID_BYTES).toString('hex')
   readonly createdAt = new Date()
@@ -33,9 +44,14 @@ export class Session {
   expiresAt?: number
   bytesIn = 0
   bytesOut = 0
+  /** IP packets from the client (In) and to it (Out), counted on the data path (CSTP and DTLS). */
+  packetsIn = 0
+  packetsOut = 0
   /** The TUN interface and tunnel MTU of the current or last tunnel. */
   device?: string
   mtu?: number
+  /** The DTLS channel of the current tunnel, once a handshake completed (session list shows it). */
+  dtls?: SessionDtls
 
   constructor(
     readonly user: string,

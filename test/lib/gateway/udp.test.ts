@@ -1,0 +1,116 @@
+/**
+ * The DTLS UDP listener against hostile datagrams: each is dropped with its code and counted,
+ * and the listener still answers a real (captured) ClientHello afterwards.
+ */
+import assert from 'node:assert/strict'
+import crypto from 'node:crypto'
+import dgram from 'node:dgram'
+import {after, before, describe, it} from 'node:test'
+
+import {DtlsLink} from '../../../src/lib/gateway/dtls-link.js'
+import {DtlsListener} from '../../../src/lib/gateway/udp.js'
+import {noopLogger} from '../../../src/lib/log/logger.js'
+import {Session} from '../../../src/lib/session/store.js'
+import {createMemoryTun} from '../../../src/lib/tun/memory.js'
+import {PSK_SUITE_IDS} from '../../../src/lib/dtls/suites.js'
+import {hasVectors, hex, loadVectors} from '../dtls/vectors.js'
+
+const vector = loadVectors().find((v) => v.file === 'psk-negotiate-tls12-aes256gcm.json')
+
+describe('DtlsListener', {skip: !hasVectors && 'no vectors'}, () => {
+  let listener: DtlsListener
+  let link: DtlsLink
+  let client: dgram.Socket
+  const session = new Session('alice', undefined, '127.0.0.1', 'test', Buffer.alloc(32))
+
+  before(async () => {
+    listener = new DtlsListener('127.0.0.1', noopLogger)
+    await listener.listen(0)
+    const v = vector!
+    link = new DtlsLink({
+      offer: {
+        agreement: {mode: 'psk', id: hex(v.client_hello_session_id), psk: hex(v.psk!), suites: PSK_SUITE_IDS},
+        headers: [],
+        mtu: 1400,
+        choice: 'PSK-NEGOTIATE',
+      },
+      session,
+      tun: createMemoryTun('mem0', 32),
+      port: listener,
+      log: noopLogger,
+      dpd: 30,
+    })
+    listener.add(link)
+    client = dgram.createSocket('udp4')
+    await new Promise<void>((r) => client.bind(0, '127.0.0.1', r))
+  })
+
+  after(() => {
+    listener.close()
+    client.close()
+  })
+
+  const send = (buf: Buffer) => new Promise<void>((r) => client.send(buf, listener.port, '127.0.0.1', () => r()))
+  const settle = () => new Promise((r) => setTimeout(r, 50))
+  const count = (code: string) => listener.dropCounts()[code] ?? 0
+
+  const record = (type: number, version: number, epoch: number, seq: number, body: Buffer) => {
+    const h = Buffer.alloc(13)
+    h[0] = type
+    h.writeUInt16BE(version, 1)
+    h.writeUInt16BE(epoch, 3)
+    h.writeUIntBE(seq, 5, 6)
+    h.writeUInt16BE(body.length, 11)
+    return Buffer.concat([h, body])
+  }
+
+  const cases: [string, string, () => Buffer][] = [
+    ['a datagram shorter than a record header', 'DTLS_RECORD_TOO_SHORT', () => Buffer.from('17fefd0001', 'hex')],
+    ['a length running past the datagram', 'DTLS_RECORD_TOO_SHORT', () => record(23, 0xfefd, 1, 1, Buffer.alloc(40)).subarray(0, 30)],
+    ['an oversized record length', 'DTLS_RECORD_TOO_LONG', () => {
+      const r = record(23, 0xfefd, 1, 1, Buffer.alloc(8))
+      r.writeUInt16BE(0xffff, 11)
+      return r
+    }],
+    ['a record version that is not DTLS', 'DTLS_BAD_VERSION', () => record(23, 0x0303, 1, 1, Buffer.alloc(40))],
+    ['application data from an unknown address', 'DTLS_UNKNOWN_PEER', () => record(23, 0xfefd, 1, 1, crypto.randomBytes(60))],
+    ['a ClientHello for an unknown session', 'DTLS_UNKNOWN_SESSION', () => {
+      const hello = hex(vector!.datagrams[0].udp_payload_hex)
+      hello[13 + 12 + 2 + 32 + 1] ^= 0xff // first byte of the session id
+      return hello
+    }],
+  ]
+
+  for (const [what, code, make] of cases) {
+    it(`drops ${what} (${code})`, async () => {
+      const before = count(code)
+      await send(make())
+      await settle()
+      assert.equal(count(code), before + 1, JSON.stringify(listener.dropCounts()))
+    })
+  }
+
+  it('drops 200 random datagrams without a throw, then still answers a ClientHello', async () => {
+    for (let i = 0; i < 200; i++) await send(crypto.randomBytes(1 + (i * 37) % 1400))
+    await settle()
+    const total = Object.values(listener.dropCounts()).reduce((a, b) => a + b, 0)
+    assert.ok(total >= 200 + cases.length, `only ${total} drops counted`)
+
+    const answer = new Promise<Buffer>((r) => client.once('message', (m) => r(m)))
+    await send(hex(vector!.datagrams[0].udp_payload_hex))
+    const sh = await answer
+    assert.equal(sh[0], 22)
+    assert.equal(sh[13], 2, 'a ServerHello')
+  })
+
+  it('drops a forged client Finished (DTLS_BAD_MAC) and makes no channel', async () => {
+    const [cke] = vector!.datagrams.filter((d) => d.direction.startsWith('client')).slice(1)
+    const forged = hex(cke.udp_payload_hex)
+    forged[forged.length - 1] ^= 1
+    const before = count('DTLS_BAD_MAC')
+    await send(forged)
+    await settle()
+    assert.equal(count('DTLS_BAD_MAC'), before + 1)
+    assert.equal(session.dtls, undefined, 'no channel from a forged Finished')
+  })
+})
