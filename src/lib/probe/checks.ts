@@ -224,6 +224,28 @@ function gradeDtlsOffer(exact: (n: string) => string[]): Check[] {
     return [{id: 'tunnel.dtls-offer', step: 'tunnel', status: 'fail', affects: ['openconnect'], detail: 'X-DTLS-Session-ID is not 64 hex digits: openconnect refuses it'}]
   }
 
-  const mode = appId ? 'PSK-NEGOTIATE (App-ID)' : sessionId ? 'legacy resumption (Session-ID)' : 'no session id'
-  return [{id: 'tunnel.dtls-offer', step: 'tunnel', status: suite ? 'pass' : 'warn', detail: `DTLS on UDP ${port}: ${suite ?? 'no cipher'}, ${mode}`}]
+  const mode = appId ? 'with an App-ID' : sessionId ? 'by resumption of the Session-ID' : 'with no session id'
+  return [{id: 'tunnel.dtls-offer', step: 'tunnel', status: suite ? 'pass' : 'warn', detail: `DTLS on UDP ${port}: ${suite ?? 'no cipher'} ${mode}`}]
+}
+
+export interface DtlsObservation {
+  established: boolean
+  cipher?: string
+  handshakeMs?: number
+  dpdRttMs?: number
+  error?: string
+}
+
+/** The DTLS channel the gateway offered: up, and DPD answered over it (dtls-and-datapath.md §9). */
+export function gradeDtls(o: DtlsObservation): Check {
+  if (!o.established) {
+    return {id: 'tunnel.dtls', step: 'tunnel', status: 'fail', detail: `DTLS offered but not established: ${o.error ?? 'unknown error'}`}
+  }
+
+  const up = `${o.cipher} up in ${(o.handshakeMs ?? 0).toFixed(0)} ms`
+  if (o.dpdRttMs === undefined) {
+    return {id: 'tunnel.dtls', step: 'tunnel', status: 'warn', detail: `${up}, but DPD over DTLS not answered: ${o.error ?? ''}`}
+  }
+
+  return {id: 'tunnel.dtls', step: 'tunnel', status: 'pass', detail: `${up}, DPD answered in ${o.dpdRttMs.toFixed(1)} ms`}
 }

@@ -15,12 +15,14 @@ import tls from 'node:tls'
 
 import {type ClientFamily, CLIENT_IDENTITY, authHeaders, buildInit, buildReply, parseServerXml, pickOption} from '../client/auth-xml.js'
 import {HttpClient, type HttpResponse, header, headerAll, openTls} from '../client/http-client.js'
-import {CSTP_HEADER_LEN, CstpType, DisconnectReason} from '../cstp/constants.js'
+import {CSTP_HEADER_LEN, CstpType, DisconnectReason, cstpTypeName} from '../cstp/constants.js'
 import {CstpDecoder} from '../cstp/decoder.js'
 import {encodeCstpFrame, encodeDisconnect} from '../cstp/encoder.js'
 import {AnygateError, configError} from '../errors.js'
 import {pinSha256} from '../pki/pin.js'
-import {type Check, type Family, gradeAuth, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
+import type {ClientRecorder} from '../replay/recorder.js'
+import {type Check, type Family, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
+import {agreementFrom, runDtls} from './dtls-step.js'
 
 export interface ProbeOptions {
   url: string
@@ -31,6 +33,8 @@ export interface ProbeOptions {
   user?: string
   password?: string
   group?: string
+  /** `--record`: told of every exchange and tunnel frame. */
+  recorder?: ClientRecorder
   /** Called as each step starts and ends, for a progress line on a terminal. */
   onStep?: (step: string, state: 'start' | 'done') => void
 }
@@ -68,7 +72,7 @@ export interface TunnelFacts {
   keepalive?: number
   dpdRttMs?: number
   headers: Record<string, string | string[]>
-  dtls: {offered: boolean; port?: number; cipher?: string; established: boolean}
+  dtls: {offered: boolean; port?: number; cipher?: string; established: boolean; handshakeMs?: number; dpdRttMs?: number; error?: string}
 }
 
 /** The gateway could not be reached at all: the command exits 2. */
@@ -110,6 +114,7 @@ export async function probeGateway(o: ProbeOptions): Promise<ProbeReport> {
 
   // 2. The login XML without credentials
   const client = new HttpClient(conn, authHeaders(o.as))
+  client.onExchange = o.recorder?.http
   try {
     const form = await step('auth', () => probeAuth(client, target, o, report))
     if (!form || o.user === undefined) return finish(report)
@@ -269,8 +274,7 @@ async function login(client: HttpClient, target: ReturnType<typeof parseTarget>,
 }
 
 /** The CONNECT headers of each client family (auth-and-cstp.md §3.1). */
-export function connectHeaders(as: ClientFamily, localAddress: string): [string, string][] {
-  const masterSecret = crypto.randomBytes(48).toString('hex').toUpperCase()
+export function connectHeaders(as: ClientFamily, localAddress: string, masterSecret: string): [string, string][] {
   const h: [string, string][] = [
     ['User-Agent', CLIENT_IDENTITY[as].tunnelAgent],
     ['X-CSTP-Version', '1'],
@@ -301,10 +305,12 @@ export function connectHeaders(as: ClientFamily, localAddress: string): [string,
 
 async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, o: ProbeOptions, checks: Check[]): Promise<TunnelFacts> {
   const client = new HttpClient(conn, [])
+  client.onExchange = o.recorder?.http
   client.cookies.set('webvpn', cookie)
   try {
     const socket = await client.tls()
-    const res = await client.request('CONNECT', '/CSCOSSLC/tunnel', '', connectHeaders(o.as, socket.localAddress ?? ''))
+    const masterSecret = crypto.randomBytes(48).toString('hex').toUpperCase()
+    const res = await client.request('CONNECT', '/CSCOSSLC/tunnel', '', connectHeaders(o.as, socket.localAddress ?? '', masterSecret))
     const statusLine = `HTTP/1.1 ${res.status} ${res.statusText}`
     const facts = tunnelFacts(res.headers)
     if (res.status !== 200) {
@@ -312,14 +318,19 @@ async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, 
       return facts
     }
 
-    const rtt = await dpdRoundTrip(socket, client.takeRest(), o.timeoutMs).then(
+    const rtt = await dpdRoundTrip(socket, client.takeRest(), o.timeoutMs, o.recorder).then(
       (ms) => ({ms, error: undefined}),
       (err: Error) => ({ms: undefined, error: err.message}),
     )
     facts.dpdRttMs = rtt.ms
     checks.push(...gradeTunnel({statusLine, headers: res.headers, dpdRttMs: rtt.ms, dpdError: rtt.error}))
-    // Not yet: the DTLS handshake and DPD over DTLS; the offer is graded, the channel is not tried.
-    checks.push({id: 'tunnel.dtls', step: 'tunnel', status: 'skip', detail: 'DTLS handshake not attempted (not yet supported by probe)'})
+    if (facts.dtls.offered && facts.dtls.port) {
+      const agreement = agreementFrom(res.headers, masterSecret, socket)
+      const dtls = typeof agreement === 'string' ? {established: false, error: agreement} : await runDtls(conn.host, facts.dtls.port, agreement, o.timeoutMs)
+      facts.dtls = {...facts.dtls, ...dtls}
+      checks.push(gradeDtls(dtls))
+    }
+
     if (socket.writable) socket.end(encodeDisconnect(DisconnectReason.UserLogout, 'probe finished'))
     return facts
   } catch (err) {
@@ -331,12 +342,13 @@ async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, 
 }
 
 /** Sends a CSTP DPD request with a random payload and waits for the echo. */
-function dpdRoundTrip(socket: tls.TLSSocket, head: Buffer, timeoutMs: number): Promise<number> {
+function dpdRoundTrip(socket: tls.TLSSocket, head: Buffer, timeoutMs: number, recorder?: ClientRecorder): Promise<number> {
   const payload = crypto.randomBytes(16)
   return new Promise((resolve, reject) => {
     const started = performance.now()
     const timer = setTimeout(() => done(new Error(`no DPD answer within ${timeoutMs} ms`)), timeoutMs)
     const decoder = new CstpDecoder(0xffff, (type, p) => {
+      recorder?.frame('gateway', cstpTypeName(type), p.length)
       if (type === CstpType.DpdResponse && p.equals(payload)) done(undefined, performance.now() - started)
       if (type === CstpType.Disconnect || type === CstpType.Terminate) done(new Error('the gateway ended the tunnel'))
     })
@@ -358,6 +370,7 @@ function dpdRoundTrip(socket: tls.TLSSocket, head: Buffer, timeoutMs: number): P
     socket.on('data', onData)
     if (head.length >= CSTP_HEADER_LEN) onData(head)
     socket.write(encodeCstpFrame(CstpType.DpdRequest, payload))
+    recorder?.frame('client', cstpTypeName(CstpType.DpdRequest), payload.length)
   })
 }
 

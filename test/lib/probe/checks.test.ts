@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {type Check, gradeAuth, gradeLogin, gradeTls, gradeTunnel, verdicts} from '../../../src/lib/probe/checks.js'
+import {type Check, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from '../../../src/lib/probe/checks.js'
 
 const byId = (checks: Check[], id: string) => {
   const c = checks.find((x) => x.id === id)
@@ -110,6 +110,14 @@ describe('probe grading', () => {
   it('fails a refused CONNECT and an unanswered DPD', () => {
     assert.equal(gradeTunnel({statusLine: 'HTTP/1.1 401 Cookie is not acceptable', headers: []})[0].status, 'fail')
     assert.equal(byId(gradeTunnel({statusLine: 'HTTP/1.1 200 CONNECTED', headers: connected}), 'tunnel.dpd').status, 'fail')
+  })
+
+  it('grades the DTLS channel: up with DPD, up without DPD, not up', () => {
+    assert.equal(gradeDtls({established: true, cipher: 'PSK-AES-256-GCM', handshakeMs: 9, dpdRttMs: 1}).status, 'pass')
+    assert.equal(gradeDtls({established: true, cipher: 'PSK-AES-256-GCM', error: 'timeout'}).status, 'warn')
+    const down = gradeDtls({established: false, error: 'no DTLS handshake within 5000 ms'})
+    assert.equal(down.status, 'fail')
+    assert.match(down.detail, /within 5000 ms/)
   })
 
   it('gives each family the worst status of the checks that matter to it', () => {

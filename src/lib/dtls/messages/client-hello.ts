@@ -89,3 +89,32 @@ export function peekHelloSessionId(datagram: Buffer): Buffer | undefined {
     return undefined
   }
 }
+
+/** A ClientHello body as an AnyConnect client builds it (§3.2, §4.2): null compression only. */
+export function encodeClientHello(h: Omit<ClientHello, 'compressionMethods'>): Buffer {
+  const exts = [...h.extensions]
+  const extLen = exts.reduce((n, [, d]) => n + 4 + d.length, 0)
+  const size =
+    2 + RANDOM_LEN + 1 + h.sessionId.length + 1 + h.cookie.length + 2 + 2 * h.cipherSuites.length + 2 +
+    (exts.length > 0 ? 2 + extLen : 0)
+  const out = Buffer.allocUnsafe(size)
+  let at = out.writeUInt16BE(h.clientVersion, 0)
+  at += h.random.copy(out, at)
+  at = out.writeUInt8(h.sessionId.length, at)
+  at += h.sessionId.copy(out, at)
+  at = out.writeUInt8(h.cookie.length, at)
+  at += h.cookie.copy(out, at)
+  at = out.writeUInt16BE(2 * h.cipherSuites.length, at)
+  for (const s of h.cipherSuites) at = out.writeUInt16BE(s, at)
+  at = out.writeUInt8(1, at)
+  at = out.writeUInt8(0, at)
+  if (exts.length === 0) return out
+  at = out.writeUInt16BE(extLen, at)
+  for (const [type, data] of exts) {
+    at = out.writeUInt16BE(type, at)
+    at = out.writeUInt16BE(data.length, at)
+    at += data.copy(out, at)
+  }
+
+  return out
+}

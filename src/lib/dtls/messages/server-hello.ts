@@ -1,5 +1,6 @@
 /** ServerHello (RFC 5246 §7.4.1.3) and the empty ServerHelloDone (§7.4.5). */
 import {RANDOM_LEN} from '../constants.js'
+import {dtlsError} from '../record.js'
 
 export interface ServerHello {
   serverVersion: number
@@ -37,3 +38,24 @@ export function decodeServerHelloSuite(body: Buffer): number {
 }
 
 export const encodeServerHelloDone = (): Buffer => Buffer.alloc(0)
+
+/** The fields of a ServerHello a client checks; throws DTLS_BAD_SERVER_HELLO when cut short. */
+export function decodeServerHello(body: Buffer): Omit<ServerHello, 'extensions'> {
+  const bad = () => dtlsError('DTLS_BAD_SERVER_HELLO', 'server hello cut short')
+  if (body.length < 2 + RANDOM_LEN + 1) throw bad()
+  const idLen = body[2 + RANDOM_LEN]
+  const at = 2 + RANDOM_LEN + 1 + idLen
+  if (idLen > 32 || body.length < at + 3) throw bad()
+  return {
+    serverVersion: body.readUInt16BE(0),
+    random: body.subarray(2, 2 + RANDOM_LEN),
+    sessionId: body.subarray(2 + RANDOM_LEN + 1, at),
+    cipherSuite: body.readUInt16BE(at),
+  }
+}
+
+/** A HelloVerifyRequest's cookie (RFC 6347 §4.2.1). */
+export function decodeHelloVerifyRequest(body: Buffer): Buffer {
+  if (body.length < 3 || body.length < 3 + body[2]) throw dtlsError('DTLS_BAD_SERVER_HELLO', 'hello verify request cut short')
+  return body.subarray(3, 3 + body[2])
+}
