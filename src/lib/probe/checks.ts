@@ -179,12 +179,7 @@ export function gradeTunnel(o: TunnelObservation): Check[] {
     checks.push({id: 'tunnel.header-case', step: 'tunnel', status: 'fail', affects: ['openconnect'], detail: `openconnect ignores ${loose.map(([k]) => k).join(', ')} (names are matched case-sensitively)`})
   }
 
-  const mtu = exact('X-CSTP-MTU')[0] ?? exact('X-DTLS-MTU')[0]
-  checks.push(
-    mtu
-      ? {id: 'tunnel.mtu', step: 'tunnel', status: Number(mtu) >= 1280 ? 'pass' : 'warn', detail: `MTU ${mtu}${exact('X-CSTP-Base-MTU')[0] ? ` of base ${exact('X-CSTP-Base-MTU')[0]}` : ''}${Number(mtu) < 1280 ? ': too small for IPv6' : ''}`}
-      : {id: 'tunnel.mtu', step: 'tunnel', status: 'fail', detail: 'no X-CSTP-MTU: openconnect aborts ("No MTU received")'},
-  )
+  checks.push(gradeMtu(exact('X-CSTP-MTU')[0], exact('X-DTLS-MTU')[0], exact('X-CSTP-Base-MTU')[0]))
   const addr = exact('X-CSTP-Address')[0]
   const v6 = exact('X-CSTP-Address-IP6')[0]
   checks.push(
@@ -212,6 +207,19 @@ export function gradeTunnel(o: TunnelObservation): Check[] {
   if (o.dpdRttMs !== undefined) checks.push({id: 'tunnel.dpd', step: 'tunnel', status: 'pass', detail: `CSTP DPD answered in ${o.dpdRttMs.toFixed(1)} ms`})
   else checks.push({id: 'tunnel.dpd', step: 'tunnel', status: 'fail', detail: `CSTP DPD not answered${o.dpdError ? `: ${o.dpdError}` : ''}`})
   return checks
+}
+
+/**
+ * openconnect takes the larger of X-CSTP-MTU and X-DTLS-MTU and aborts without either; the
+ * difference to the base MTU is what the gateway reserves for headers (auth-and-cstp.md §3.5).
+ */
+function gradeMtu(cstp?: string, dtls?: string, base?: string): Check {
+  if (!cstp && !dtls) return {id: 'tunnel.mtu', step: 'tunnel', status: 'fail', detail: 'no X-CSTP-MTU: openconnect aborts ("No MTU received")'}
+  const mtu = Math.max(Number(cstp ?? 0), Number(dtls ?? 0))
+  const overhead = base ? `, base ${base} less ${Number(base) - mtu} bytes of headers` : ''
+  const parts = [cstp && `CSTP ${cstp}`, dtls && `DTLS ${dtls}`].filter(Boolean).join(', ')
+  if (mtu < 1280) return {id: 'tunnel.mtu', step: 'tunnel', status: 'warn', detail: `MTU ${mtu} (${parts}${overhead}): below 1280, no IPv6 in the tunnel`}
+  return {id: 'tunnel.mtu', step: 'tunnel', status: 'pass', detail: `MTU ${mtu} (${parts}${overhead})`}
 }
 
 function gradeDtlsOffer(exact: (n: string) => string[]): Check[] {
