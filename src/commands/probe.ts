@@ -7,6 +7,7 @@ import {readFirstLine} from '../lib/cli/read-secret.js'
 import {configError} from '../lib/errors.js'
 import type {Check, CheckStatus} from '../lib/probe/checks.js'
 import {type ProbeReport, UnreachableError, probeGateway} from '../lib/probe/run.js'
+import {ClientRecorder} from '../lib/replay/recorder.js'
 
 const STEP_TITLES: Record<string, string> = {tls: 'TLS', auth: 'Login form', login: 'Login', tunnel: 'Tunnel'}
 
@@ -29,6 +30,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     '<%= config.bin %> probe https://vpn.example.com/',
     'echo "$PW" | <%= config.bin %> probe https://198.18.0.1/ --user alice --password-stdin --servercert pin-sha256:AbC...=',
     '<%= config.bin %> probe https://vpn.example.com/ --as openconnect --cafile ca.pem --json',
+    'echo "$PW" | <%= config.bin %> probe https://198.18.0.1/ --user alice --password-stdin --record login.json',
   ]
 
   static override flags = {
@@ -36,6 +38,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     cafile: Flags.string({description: 'Trust the gateway certificate against this CA file instead of the system store.'}),
     group: Flags.string({description: 'Group to select at login (value or label).'}),
     'password-stdin': Flags.boolean({description: 'Read the password from the first line of standard input.', dependsOn: ['user']}),
+    record: Flags.string({description: 'Also write the exchange as a transcript for `anygate replay`, secrets replaced.'}),
     servercert: Flags.string({description: 'Expected certificate pin, as openconnect takes it: pin-sha256:BASE64.'}),
     timeout: Flags.integer({description: 'Seconds each step may take.', default: 10, min: 1, max: 300}),
     user: Flags.string({char: 'u', description: 'Log in as this user and test the tunnel.'}),
@@ -51,9 +54,11 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
 
     const password = flags.user ? await this.password(flags['password-stdin'], flags.user) : undefined
     const isTty = process.stderr.isTTY && !this.jsonEnabled()
+    const recorder = flags.record ? new ClientRecorder('probe', args.url, {user: flags.user, password}) : undefined
     let report: ProbeReport
     try {
       report = await probeGateway({
+        recorder,
         url: args.url,
         as: flags.as as 'cisco' | 'openconnect',
         timeoutMs: flags.timeout * 1000,
@@ -70,6 +75,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
       this.exit(2)
     }
 
+    if (recorder && flags.record) recorder.save(flags.record)
     if (report.checks.some((c) => c.status === 'fail')) process.exitCode = 1
     if (!this.jsonEnabled()) this.print(report)
     return report

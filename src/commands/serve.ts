@@ -4,6 +4,7 @@ import {BaseCommand} from '../lib/cli/base-command.js'
 import {type RawSettings, type ServeConfig, readConfigFile, resolveConfig} from '../lib/config/schema.js'
 import {startGateway} from '../lib/gateway/serve.js'
 import {LOG_LEVELS, type Logger, createLogger} from '../lib/log/logger.js'
+import {GatewayRecorder} from '../lib/replay/gateway-recorder.js'
 
 export default class Serve extends BaseCommand {
   static override description = `Runs the gateway: HTTPS with the AnyConnect XML login, the webvpn session cookie, \
@@ -52,6 +53,9 @@ setting that needs a restart (listen, pools, certificate...) is named in the log
       description: 'DTLS ciphers the server may choose, colon-separated (PSK-NEGOTIATE, AES256-GCM-SHA384, …).',
     }),
     'no-dtls': Flags.boolean({description: 'Offer no DTLS channel (the TLS tunnel only).'}),
+    record: Flags.string({description: 'Write one transcript per client login into this directory, for `anygate replay`.'}),
+    'record-address': Flags.string({description: 'Record only logins from this client address (repeatable).', multiple: true, dependsOn: ['record']}),
+    'record-user': Flags.string({description: 'Record only logins of this user (repeatable).', multiple: true, dependsOn: ['record']}),
     route: Flags.string({description: 'Route pushed to clients, CIDR (repeatable); none = all traffic.', multiple: true}),
     'session-timeout': Flags.integer({description: 'Seconds a session may last in all; 0 = no limit.', min: 0}),
     'state-dir': Flags.string({description: 'State directory (certificates, users file, control socket).'}),
@@ -92,7 +96,10 @@ setting that needs a restart (listen, pools, certificate...) is named in the log
     }
     const config = resolveConfig(file, fromFlags)
     const log = createLogger({level: config.logLevel, format: config.logFormat})
-    const running = await startGateway(config, log, this.config.version)
+    const recorder = flags.record
+      ? new GatewayRecorder({dir: flags.record, users: flags['record-user'] ?? [], addresses: flags['record-address'] ?? []}, log)
+      : undefined
+    const running = await startGateway(config, log, this.config.version, recorder)
 
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

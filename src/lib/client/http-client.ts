@@ -74,9 +74,19 @@ function isIpLiteral(host: string): boolean {
   return /^[\d.]+$/.test(host) || host.includes(':')
 }
 
+/** A request as written on the wire (Host, Cookie and Content-Length included). */
+export interface SentRequest {
+  method: string
+  path: string
+  headers: [string, string][]
+  body: string
+}
+
 /** One keep-alive connection; reopens when the server closed it. */
 export class HttpClient {
   readonly cookies = new Map<string, string>()
+  /** Called after each answer with what was sent and received (`probe --record`). */
+  onExchange?: (req: SentRequest, res: HttpResponse) => void
   private socket?: tls.TLSSocket
   private buffer = Buffer.alloc(0)
   private waiter?: () => void
@@ -122,6 +132,11 @@ export class HttpClient {
     ]
     socket.write(lines.join('\r\n') + body)
     const res = await this.readResponse(method === 'CONNECT')
+    if (this.onExchange) {
+      const headers = lines.slice(1, -2).map((l): [string, string] => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)])
+      this.onExchange({method, path, headers, body}, res)
+    }
+
     for (const set of headerAll(res, 'Set-Cookie')) {
       const [pair] = set.split(';')
       const eq = pair.indexOf('=')

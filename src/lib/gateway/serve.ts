@@ -6,7 +6,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 
 import {planReload} from './reload.js'
-import {Gateway} from './server.js'
+import {Gateway, type GatewayOptions} from './server.js'
 import {defaultUsersFile, ensureStateDir} from '../config/state-dir.js'
 import type {ServeConfig} from '../config/schema.js'
 import {UsersDb} from '../config/users-file.js'
@@ -55,7 +55,7 @@ async function loadCertificate(config: ServeConfig, log: Logger) {
   return made
 }
 
-export async function startGateway(config: ServeConfig, log: Logger, version: string): Promise<RunningGateway> {
+export async function startGateway(config: ServeConfig, log: Logger, version: string, recorder?: GatewayOptions['recorder']): Promise<RunningGateway> {
   ensureStateDir(config.stateDir)
   const {certPem, keyPem} = await loadCertificate(config, log)
   const usersFile = config.users ?? defaultUsersFile(config.stateDir)
@@ -71,6 +71,7 @@ export async function startGateway(config: ServeConfig, log: Logger, version: st
     tun: {open: openTun, configure: configureTun},
     log,
     version,
+    recorder,
   })
 
   // The control socket first: once 'listening' is logged, `anygate session` must find it.

@@ -40,6 +40,7 @@ import {AddressPool} from '../session/pool.js'
 import {type Session, SessionStore} from '../session/store.js'
 import type {TunDevice} from '../tun/device.js'
 import type {TunAddressConfig} from '../tun/ip.js'
+import type {ExchangeRecorder} from '../replay/gateway-recorder.js'
 
 export interface TunFactory {
   open(opts: {name: string; headroom: number; mtu: number}): TunDevice
@@ -54,6 +55,8 @@ export interface GatewayOptions {
   tun: TunFactory
   log: Logger
   version: string
+  /** `serve --record`: told of each login exchange and each granted CONNECT. */
+  recorder?: ExchangeRecorder
 }
 
 const STATIC_PAGES: Record<string, {type: string; body: string}> = {
@@ -293,6 +296,7 @@ export class Gateway {
     res.setHeader('Content-Length', Buffer.byteLength(answer.body))
     if (answer.close) res.setHeader('Connection', 'close')
     res.end(answer.body)
+    this.o.recorder?.http(req, body, res, answer.body)
   }
 
   private connectFailed(socket: Duplex, err: unknown) {
@@ -406,7 +410,9 @@ export class Gateway {
         : undefined
     if (link) this.udp?.add(link)
     if (dtlsOffer) log.debug('dtls offered', {choice: dtlsOffer.choice, dtlsMtu: dtlsOffer.mtu})
-    socket.write(buildConnectResponse(tunReq, grant))
+    const answer = buildConnectResponse(tunReq, grant)
+    socket.write(answer)
+    this.o.recorder?.connect(req, cookie, answer)
     markTunnel(socket)
 
     const tunnel: CstpTunnel = new CstpTunnel({
