@@ -177,6 +177,9 @@ export class ControlServer {
       return want('POST', () => this.disconnectUser(id))
     }
 
+    // Not yet: reload and stop requests on the socket; SIGHUP and SIGTERM do both, so a script
+    // needs serve's pid (from `status`).
+
     return fail(404, 'CONTROL_NOT_FOUND', `no such path ${url}`)
   }
 

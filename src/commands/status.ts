@@ -1,0 +1,45 @@
+import {BaseCommand} from '../lib/cli/base-command.js'
+import {alignRows, controlClient, controlFlags, humanAge} from '../lib/cli/control-flags.js'
+import type {PoolUse, StatusInfo} from '../lib/control/protocol.js'
+
+export default class Status extends BaseCommand {
+  static override description = `Asks a running serve how it is: version and process, uptime, the \
+addresses it listens on, its control socket, how many sessions it holds (and how many have a \
+tunnel up), and how much of each address pool is leased. Exits non-zero, with one line, when \
+no serve answers.`
+
+  static override enableJsonFlag = true
+
+  static override examples = [
+    '<%= config.bin %> <%= command.id %>',
+    '<%= config.bin %> <%= command.id %> --json --state-dir /srv/anygate',
+  ]
+
+  static override flags = {
+    ...controlFlags,
+  }
+
+  static override summary = 'Show the state of a running serve.'
+
+  async run(): Promise<StatusInfo> {
+    const {flags} = await this.parse(Status)
+    const st = await controlClient(flags).status()
+
+    const listen = st.listen.map((l) => `${l.host.includes(':') ? `[${l.host}]` : l.host}:${l.port}/${l.transport}`)
+    const rows = [
+      ['serve', `anygate ${st.version}, pid ${st.pid}`],
+      ['up', `${humanAge(st.uptimeSeconds)} (since ${st.startedAt})`],
+      ['listening', listen.join(', ') || '-'],
+      ['control', st.controlSocket],
+      ['sessions', `${st.sessions.total} (${st.sessions.connected} with a tunnel up)`],
+      ['ipv4 pool', poolText(st.pools.ipv4)],
+      ['ipv6 pool', st.pools.ipv6 ? poolText(st.pools.ipv6) : '-'],
+    ]
+    for (const line of alignRows(rows)) this.log(line)
+    return st
+  }
+}
+
+function poolText(p: PoolUse): string {
+  return `${p.cidr}: ${p.used} of ${p.size} addresses leased`
+}
