@@ -11,5 +11,17 @@
         },
       },
     },
+    {
+      'target_name': 'datapath',
+      'sources': ['native/datapath.c'],
+      'defines': ['NAPI_VERSION=8'],
+      'libraries': ['-lcrypto'],
+      'configurations': {
+        'Release': {
+          'cflags!': ['-O3'],
+          'cflags': ['-O2'],
+        },
+      },
+    },
   ],
 }

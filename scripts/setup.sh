@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(openconnect ocserv iperf3 iproute2 iputils-ping openssl ca-certificates)
+packages=(openconnect ocserv iperf3 iproute2 iputils-ping openssl ca-certificates libssl-dev)
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 

@@ -56,6 +56,8 @@ export interface CstpTunnelOptions {
 export interface DatagramPath {
   /** Sends one TUN frame sealed in its headroom; false: use CSTP for this one. */
   sendPacket(frame: Buffer, headroom: number): boolean
+  /** Sends what it can of a batch at once; returns the frames left for `sendPacket`/CSTP. */
+  sendPackets?(frames: Buffer[], headroom: number): Buffer[]
   /** The client sent DATA over CSTP, so it stopped using the datagram channel. */
   cstpDataReceived(): void
   close(): void
@@ -171,7 +173,8 @@ export class CstpTunnel implements SessionTunnel {
     if (this.isClosed) return
     this.dataSeen = true
 
-    for (const whole of frames) {
+    const rest = dtls?.sendPackets ? dtls.sendPackets(frames, headroom) : frames
+    for (const whole of rest) {
       if (dtls?.sendPacket(whole, headroom)) continue
       const frame = cstpAt === 0 ? whole : whole.subarray(cstpAt)
       if (socket.writableLength > SEND_QUEUE_LIMIT) {

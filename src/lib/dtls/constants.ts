@@ -30,6 +30,8 @@ export const RECORD_SIZE_LIMIT = 16384
 /** TLS_EMPTY_RENEGOTIATION_INFO_SCSV (RFC 5746 §3.3). */
 export const SCSV_RENEGOTIATION = 0x00ff
 
+/** RFC 5288 §3: the explicit part of an AES-GCM record's nonce. */
+export const GCM_EXPLICIT_NONCE_LEN = 8
 /** Datagram bytes in front of an IP packet when sealed in place: header, explicit IV/nonce, type. */
 export const DTLS_MAX_EXPLICIT_IV = 16
 export const DTLS_HEADROOM = DTLS_RECORD_HEADER_LEN + DTLS_MAX_EXPLICIT_IV + 1 + 2

@@ -7,14 +7,16 @@
  * §8.3); when the client's Finished verifies, the new channel replaces the old one.
  * Application records are opened by the current channel: DATA to the TUN, DPD-REQ echoed with
  * the same payload (§9.2), KEEPALIVE noted. An authenticated record from a new address moves
- * the peer there (§8.2). Outbound, `sendPacket` seals a TUN frame in its own headroom.
+ * the peer there (§8.2). Outbound, `sendPacket` seals a TUN frame in its own headroom;
+ * `sendPackets` seals a whole TUN batch natively and sends it with one sendmmsg (AES-GCM
+ * suites, when the listener offers its fd), leaving the rest to `sendPacket`.
  *
  * Liveness as ocserv (§9.3, §9.4): a DPD-REQ after 2×DPD of silence, the channel inactive
  * after 3×DPD or when the client sends DATA over CSTP; any valid record makes it active again.
  * While inactive the tunnel sends over CSTP.
  */
 import {AcType, ContentType, HandshakeType} from '../dtls/constants.js'
-import type {DtlsChannel, RecordDrop} from '../dtls/channel.js'
+import type {BatchTarget, DtlsChannel, RecordDrop} from '../dtls/channel.js'
 import {decodeClientHello} from '../dtls/messages/client-hello.js'
 import {decodeHandshakes} from '../dtls/messages/handshake.js'
 import type {DtlsOffer} from '../dtls/negotiate.js'
@@ -31,6 +33,8 @@ export interface Peer {
   port: number
   /** `address|port`, the listener's map key. */
   key: string
+  /** The address as a `struct sockaddr`, made by the listener on the first native send. */
+  sockaddr?: Buffer
 }
 
 /** What the listener offers a link. */
@@ -38,6 +42,8 @@ export interface DatagramPort {
   send(peer: Peer, pieces: Buffer[]): boolean
   bindPeer(link: DtlsLink, peer: Peer): void
   drop(code: string, peer: Peer, detail?: string): void
+  /** The fd and address a native batch is sent to; undefined: send through `send`. */
+  batchTarget?(peer: Peer): BatchTarget | undefined
 }
 
 export interface DtlsLinkOptions {
@@ -59,7 +65,7 @@ const MIN_HANDSHAKE_INTERVAL_MS = 250
 export class DtlsLink {
   readonly id: Buffer
   readonly peerKeys = new Set<string>()
-  readonly counters = {packetsIn: 0, packetsOut: 0, fellBack: 0}
+  readonly counters = {packetsIn: 0, packetsOut: 0, fellBack: 0, sendDropped: 0}
   private current?: {channel: DtlsChannel; peer: Peer}
   private pending?: {hs: ServerHandshake; peer: Peer}
   private done?: {hs: ServerHandshake; peer: Peer}
@@ -165,7 +171,7 @@ export class DtlsLink {
     const cipher = describeSuite(hs.suite, hs.version)
     const remote = `${peer.address}:${peer.port}`
     this.o.session.dtls = {isUp: true, cipher, remote, mode: hs.isResumption ? 'resumption' : 'psk', since: new Date()}
-    this.o.log.info('dtls up', {cipher, remote, dtlsMtu: this.mtu})
+    this.o.log.info('dtls up', {cipher, remote, dtlsMtu: this.mtu, native: channel.hasFastPath})
   }
 
   private setActive(isActive: boolean) {
@@ -254,6 +260,41 @@ export class DtlsLink {
     return true
   }
 
+  /**
+   * Sends a TUN batch over DTLS with one native seal and sendmmsg. Returns the frames left for
+   * `sendPacket` (and then CSTP): all of them when the fast path does not apply, else those
+   * larger than the DTLS MTU. A datagram the socket refuses (buffer full) is dropped and
+   * counted, as UDP would.
+   */
+  sendPackets(frames: Buffer[], headroom: number): Buffer[] {
+    const cur = this.current
+    if (!this.isActive || !cur || !cur.channel.hasFastPath) return frames
+    const target = this.o.port.batchTarget?.(cur.peer)
+    if (!target) return frames
+
+    // Too big for DTLS: left for CSTP
+    let batch = frames
+    let left: Buffer[] = []
+    if (frames.some((f) => f.length - headroom > this.mtu)) {
+      batch = frames.filter((f) => f.length - headroom <= this.mtu)
+      left = frames.filter((f) => f.length - headroom > this.mtu)
+    }
+
+    if (batch.length === 0) return left
+    const sent = cur.channel.sealBatch(target, batch, headroom, ContentType.ApplicationData, AcType.Data)
+    if (sent === undefined) return frames
+
+    // Count what went
+    const n = Math.max(0, sent)
+    let bytes = 0
+    for (let i = 0; i < n; i++) bytes += batch[i].length - headroom
+    this.counters.packetsOut += n
+    this.counters.sendDropped += batch.length - n
+    this.o.session.packetsOut += n
+    this.o.session.bytesOut += bytes
+    return left
+  }
+
   /** The client sent DATA over CSTP: it no longer uses DTLS (ocserv, §9.4). */
   cstpDataReceived() {
     if (!this.isActive) return
@@ -295,8 +336,8 @@ export class DtlsLink {
     this.isClosed = true
     clearInterval(this.ticker)
     if (this.current || this.done) {
-      const {packetsIn, packetsOut, fellBack} = this.counters
-      this.o.log.info('dtls down', {packetsIn, packetsOut, fellBack})
+      const {packetsIn, packetsOut, fellBack, sendDropped} = this.counters
+      this.o.log.info('dtls down', {packetsIn, packetsOut, fellBack, dropped: sendDropped || undefined})
     }
 
     this.current = undefined

@@ -13,7 +13,9 @@ import dgram from 'node:dgram'
 import net from 'node:net'
 
 import type {DatagramPort, DtlsLink, Peer} from './dtls-link.js'
+import type {BatchTarget} from '../dtls/channel.js'
 import {ContentType} from '../dtls/constants.js'
+import {nativeDatapath} from '../dtls/native.js'
 import {peekHelloSessionId} from '../dtls/messages/client-hello.js'
 import {parseRecords} from '../dtls/record.js'
 import {AnygateError} from '../errors.js'
@@ -34,6 +36,8 @@ export class DtlsListener implements DatagramPort {
   private readonly byId = new Map<string, DtlsLink>()
   private readonly byPeer = new Map<string, DtlsLink>()
   sendDropped = 0
+  /** The socket's fd once bound (Linux), for native batch sends; -1 when unknown. */
+  private fd = -1
 
   constructor(
     private readonly host: string,
@@ -50,6 +54,7 @@ export class DtlsListener implements DatagramPort {
       this.socket.once('error', reject)
       this.socket.bind(port, this.host, () => {
         this.socket.off('error', reject)
+        this.fd = socketFd(this.socket)
         resolve()
       })
     })
@@ -84,6 +89,17 @@ export class DtlsListener implements DatagramPort {
 
     this.socket.send(pieces, peer.port, peer.address)
     return true
+  }
+
+  /**
+   * The fd and `peer` as a sockaddr, for a native batch send. Undefined when the addon is off
+   * or libuv still holds queued datagrams, which a direct send would overtake.
+   */
+  batchTarget(peer: Peer): BatchTarget | undefined {
+    const addon = nativeDatapath()
+    if (!addon || this.fd < 0 || this.socket.getSendQueueCount() > 0) return undefined
+    peer.sockaddr ??= addon.sockaddr(peer.address, peer.port)
+    return {fd: this.fd, sockaddr: peer.sockaddr}
   }
 
   drop(code: string, peer: Peer, detail?: string) {
@@ -153,4 +169,16 @@ export class DtlsListener implements DatagramPort {
     for (const link of this.byId.values()) this.remove(link)
     this.socket.close()
   }
+}
+
+/**
+ * The fd under a bound dgram socket, read from its internal state rather than the deprecated
+ * `_handle` getter (DEP0112); -1 when Node keeps it elsewhere (then batches go through `send`).
+ */
+function socketFd(socket: dgram.Socket): number {
+  const state = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol')
+  if (!state) return -1
+  const internal = (socket as unknown as Record<symbol, {handle?: {fd?: unknown}} | undefined>)[state]
+  const fd = internal?.handle?.fd
+  return typeof fd === 'number' ? fd : -1
 }
