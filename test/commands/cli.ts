@@ -70,8 +70,8 @@ export function runCli(args: string[], opts: CliOptions = {}): Promise<CliResult
   })
   let stdout = ''
   let stderr = ''
-  child.stdout.on('data', (b) => (stdout += b))
-  child.stderr.on('data', (b) => (stderr += b))
+  child.stdout?.on('data', (b) => (stdout += b))
+  child.stderr?.on('data', (b) => (stderr += b))
   if (opts.input !== undefined && opts.keepOpen) child.stdin?.write(opts.input)
   else if (opts.input !== undefined) child.stdin?.end(opts.input)
 

@@ -6,27 +6,16 @@
 import assert from 'node:assert/strict'
 import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
 
 import {startAnygate} from './harness/anygate.js'
-import {type TestNet, createTestNet, findMissingTools} from './harness/netns.js'
+import {type TestNet, createTestNet} from './harness/netns.js'
 import type {GatewayHandle} from './harness/ocserv.js'
 import {type OpenconnectHandle, startOpenconnect} from './harness/openconnect.js'
+import {skipUnlessReady, waitFor} from './harness/wait.js'
 
-const missing = findMissingTools(['ip', 'openconnect', 'ocpasswd', 'iperf3', 'ping'])
-const skip =
-  process.getuid?.() !== 0 ? 'needs root for network namespaces' : missing.length > 0 ? `missing ${missing.join(', ')}` : false
+const skip = skipUnlessReady(['ip', 'openconnect', 'ocpasswd', 'iperf3', 'ping'])
 
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 15_000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await check()) return
-    await sleep(100)
-  }
-
-  assert.fail(`timed out waiting for ${what}`)
-}
 
 /** Each mode: the openconnect flags and the cipher its log must name (§11). */
 const MODES: {name: string; args: string[]; cipher: RegExp; server: RegExp}[] = [

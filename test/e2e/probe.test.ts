@@ -7,12 +7,12 @@ import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 
 import {startAnygate} from './harness/anygate.js'
-import {type TestNet, createTestNet, findMissingTools} from './harness/netns.js'
+import {type TestNet, createTestNet} from './harness/netns.js'
 import {type GatewayHandle, startOcserv} from './harness/ocserv.js'
+import {skipUnlessReady} from './harness/wait.js'
 
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
-const missing = findMissingTools(['ip', 'ocserv', 'ocpasswd', 'openssl'])
-const skip = process.getuid?.() !== 0 ? 'needs root for network namespaces' : missing.length > 0 ? `missing ${missing.join(', ')}` : false
+const skip = skipUnlessReady(['ip', 'ocserv', 'ocpasswd', 'openssl'])
 
 interface Report {
   tls: {certificate: {pin: string}}

@@ -3,32 +3,21 @@
  * and moves IP traffic over CSTP/TLS through a TUN interface.
  */
 import assert from 'node:assert/strict'
-import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
 
 import {startAnygate} from './harness/anygate.js'
-import {type TestNet, createTestNet, findMissingTools} from './harness/netns.js'
+import {type TestNet, createTestNet} from './harness/netns.js'
 import type {GatewayHandle} from './harness/ocserv.js'
 import {authenticateOnly, startOpenconnect} from './harness/openconnect.js'
+import {skipUnlessReady, waitFor} from './harness/wait.js'
 
-const missing = findMissingTools(['ip', 'openconnect', 'ocpasswd', 'iperf3', 'ping'])
-const skip =
-  process.getuid?.() !== 0 ? 'needs root for network namespaces' : missing.length > 0 ? `missing ${missing.join(', ')}` : false
+const skip = skipUnlessReady(['ip', 'openconnect', 'ocpasswd', 'iperf3', 'ping'])
 
 /** TUN interfaces in the server namespace that serve made (`vpns0`, `vpns1`…). */
 async function serverTuns(net: TestNet): Promise<string[]> {
   return (await net.listLinks(net.server)).filter((l) => /^vpns\d+$/.test(l))
 }
 
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 10_000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await check()) return
-    await sleep(100)
-  }
-
-  assert.fail(`timed out waiting for ${what}`)
-}
 
 describe('anygate serve with openconnect', {skip}, () => {
   let net: TestNet

@@ -12,23 +12,13 @@ import {after, before, describe, it} from 'node:test'
 import type {SessionInfo, StatusInfo} from '../../src/lib/control/protocol.js'
 import {ensureBuilt, runCli} from '../commands/cli.js'
 import {startAnygate} from './harness/anygate.js'
-import {type TestNet, createTestNet, findMissingTools} from './harness/netns.js'
+import {type TestNet, createTestNet} from './harness/netns.js'
 import type {GatewayHandle} from './harness/ocserv.js'
 import {type OpenconnectHandle, type TunnelInfo, authenticateOnly, startOpenconnect} from './harness/openconnect.js'
+import {skipUnlessReady, waitFor} from './harness/wait.js'
 
-const missing = findMissingTools(['ip', 'openconnect', 'ocpasswd', 'ping'])
-const skip =
-  process.getuid?.() !== 0 ? 'needs root for network namespaces' : missing.length > 0 ? `missing ${missing.join(', ')}` : false
+const skip = skipUnlessReady(['ip', 'openconnect', 'ocpasswd', 'ping'])
 
-async function waitFor(what: string, check: () => Promise<boolean> | boolean, ms = 10_000) {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await check()) return
-    await sleep(100)
-  }
-
-  assert.fail(`timed out waiting for ${what}`)
-}
 
 describe('anygate session and status against a running serve', {skip}, () => {
   let net: TestNet
