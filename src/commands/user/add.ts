@@ -2,10 +2,9 @@ import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../lib/cli/base-command.js'
 import {readNewSecret} from '../../lib/cli/read-secret.js'
-import {resolveUsersFile, usersFlag} from '../../lib/cli/user-flags.js'
+import {hashFlag, passwordStdinFlag, resolveUsersFile, usersFlag} from '../../lib/cli/user-flags.js'
 import {
   hashPassword,
-  WRITABLE_SCHEMES,
   type WritableScheme,
 } from '../../lib/config/password-hash.js'
 import {
@@ -39,14 +38,8 @@ changed, and replaced atomically.`
       description: 'Group the user belongs to; repeat for several. The first is the default group.',
       multiple: true,
     }),
-    hash: Flags.string({
-      default: 'sha512',
-      description: 'Password hash to write: sha512 ($6$) or sha256 ($5$, what ocpasswd writes).',
-      options: Object.keys(WRITABLE_SCHEMES),
-    }),
-    'password-stdin': Flags.boolean({
-      description: 'Read the password from the first line of standard input instead of asking.',
-    }),
+    hash: hashFlag,
+    'password-stdin': passwordStdinFlag,
     users: usersFlag,
   }
 

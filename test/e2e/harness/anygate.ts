@@ -26,6 +26,9 @@ export interface AnygateOptions {
   readyTimeoutMs?: number
 }
 
+/** Nets that already run an anygate serve. */
+const started = new WeakSet<TestNet>()
+
 const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 /**
@@ -43,9 +46,11 @@ export async function startAnygate(
     throw new Error(`${repoRoot}dist is missing: run \`npm run build\` before starting anygate`)
   }
 
-  // The first instance in a net keeps `<dir>/anygate`; more get their own by port.
-  const first = join(net.dir, 'anygate')
-  const dir = existsSync(first) ? join(net.dir, `anygate-${opts.port ?? 443}`) : first
+  // The first instance in a net keeps `<dir>/anygate` (tests may prepare files there before
+  // starting it); later ones get their own by port.
+  const isFirst = !started.has(net)
+  started.add(net)
+  const dir = isFirst ? join(net.dir, 'anygate') : join(net.dir, `anygate-${opts.port ?? 443}`)
   const stateDir = join(dir, 'state')
   mkdirSync(stateDir, {recursive: true})
   const port = opts.port ?? 443
