@@ -118,6 +118,8 @@ export class LoginHandler {
     if (result.ok && group !== null) return this.success(req, user, group, ctxId)
 
     const reason = result.ok ? 'not-in-group' : result.reason
+    // Not yet: per-address ban scoring (ocserv's ban points); a client that drops the
+    // webvpncontext cookie starts a fresh count of tries each time.
     ctx.entry.tries++
     this.o.log.info('login failed', {...fields, reason, tries: ctx.entry.tries})
     if (ctx.entry.tries >= MAX_PASSWORD_TRIES) {

@@ -152,6 +152,7 @@ async function probeTls(conn: Parameters<typeof openTls>[0], host: string, o: Pr
     throw new UnreachableError('PROBE_UNREACHABLE', `cannot reach ${host}:${conn.port}: ${describe(err)}`)
   }
 
+  // Not yet: intermediates are not listed one by one; the chain is graded as trusted or not.
   const peer = socket.getPeerCertificate(true)
   const cert = new X509Certificate(peer.raw)
   const pin = pinSha256(cert)
@@ -197,6 +198,7 @@ async function probeAuth(client: HttpClient, target: ReturnType<typeof parseTarg
 
   const isXml = res.body.trimStart().startsWith('<?xml') || res.body.trimStart().startsWith('<config-auth')
   const doc = isXml ? safeParse(res.body) : undefined
+  // Not yet: the legacy form flow is graded by GET / serving the form, not by a form login.
   const legacy = await client.request('GET', '/', '', []).catch(() => undefined)
   const fields = doc?.form?.inputs.map((i) => i.name) ?? []
   const groups = doc?.form?.selects.find((s) => s.name === 'group_list')?.options.map((g) => g.label) ?? []
@@ -324,6 +326,7 @@ async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, 
     )
     facts.dpdRttMs = rtt.ms
     checks.push(...gradeTunnel({statusLine, headers: res.headers, dpdRttMs: rtt.ms, dpdError: rtt.error}))
+    // Not yet: only the DTLS mode the gateway picked is tried; another mode needs another login.
     if (facts.dtls.offered && facts.dtls.port) {
       const agreement = agreementFrom(res.headers, masterSecret, socket)
       const dtls = typeof agreement === 'string' ? {established: false, error: agreement} : await runDtls(conn.host, facts.dtls.port, agreement, o.timeoutMs)
