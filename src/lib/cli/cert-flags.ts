@@ -21,6 +21,13 @@ export const certFlags = {
   }),
 }
 
+/** The CA a leaf certificate is signed by (`cert issue server`, `cert issue client`). */
+export const caDirFlag = Flags.string({
+  description: 'Directory holding ca.pem and ca.key (from "cert issue ca").',
+  helpValue: 'DIR',
+  required: true,
+})
+
 export function keySpecOf(rsa: number | undefined): KeySpec {
   return rsa === undefined ? {type: 'ec'} : {type: 'rsa', bits: rsa}
 }

@@ -24,8 +24,6 @@ import type {TunDevice} from '../tun/device.js'
 export const SEND_QUEUE_LIMIT = 1024 * 1024
 
 export interface TunnelCounters {
-  packetsIn: number
-  packetsOut: number
   /** Packets from the TUN dropped because the client's socket was backed up. */
   sendDropped: number
 }
@@ -64,7 +62,7 @@ export interface DatagramPath {
 }
 
 export class CstpTunnel implements SessionTunnel {
-  readonly counters: TunnelCounters = {packetsIn: 0, packetsOut: 0, sendDropped: 0}
+  readonly counters: TunnelCounters = {sendDropped: 0}
   private readonly decoder: CstpDecoder
   private readonly ticker: NodeJS.Timeout
   private isClosed = false
@@ -129,7 +127,6 @@ export class CstpTunnel implements SessionTunnel {
     switch (type) {
       case CstpType.Data: {
         this.dataSeen = true
-        this.counters.packetsIn++
         this.o.dtls?.cstpDataReceived()
         this.o.session.packetsIn++
         this.o.session.bytesIn += payload.length
@@ -185,7 +182,6 @@ export class CstpTunnel implements SessionTunnel {
       const len = frame.length - CSTP_HEADER_LEN
       writeCstpHeader(frame, CstpType.Data, len)
       socket.write(frame)
-      this.counters.packetsOut++
       session.packetsOut++
       session.bytesOut += len
     }

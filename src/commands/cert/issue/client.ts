@@ -3,7 +3,7 @@ import path from 'node:path'
 import {Args, Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../../lib/cli/base-command.js'
-import {certFlags, type IssueResult, issueSummary, keySpecOf} from '../../../lib/cli/cert-flags.js'
+import {caDirFlag, certFlags, type IssueResult, issueSummary, keySpecOf} from '../../../lib/cli/cert-flags.js'
 import {readNewSecret} from '../../../lib/cli/read-secret.js'
 import {
   CERT_MODE,
@@ -43,11 +43,7 @@ older Windows.`
   ]
 
   static override flags = {
-    'ca-dir': Flags.string({
-      description: 'Directory holding ca.pem and ca.key (from "cert issue ca").',
-      helpValue: 'DIR',
-      required: true,
-    }),
+    'ca-dir': caDirFlag,
     days: Flags.integer({
       default: LEAF_DAYS,
       description: 'Days the certificate stays valid.',

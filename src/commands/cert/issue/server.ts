@@ -3,7 +3,7 @@ import path from 'node:path'
 import {Flags} from '@oclif/core'
 
 import {BaseCommand} from '../../../lib/cli/base-command.js'
-import {certFlags, type IssueResult, issueSummary, keySpecOf} from '../../../lib/cli/cert-flags.js'
+import {caDirFlag, certFlags, type IssueResult, issueSummary, keySpecOf} from '../../../lib/cli/cert-flags.js'
 import {
   CERT_MODE,
   checkDir,
@@ -35,11 +35,7 @@ Cisco Secure Client) then connect without a pin.`
   ]
 
   static override flags = {
-    'ca-dir': Flags.string({
-      description: 'Directory holding ca.pem and ca.key (from "cert issue ca").',
-      helpValue: 'DIR',
-      required: true,
-    }),
+    'ca-dir': caDirFlag,
     days: Flags.integer({
       default: LEAF_DAYS,
       description: `Days the certificate stays valid (Apple clients refuse more than ${APPLE_MAX_DAYS}).`,
