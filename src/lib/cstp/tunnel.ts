@@ -210,8 +210,13 @@ export class CstpTunnel implements SessionTunnel {
       return
     }
 
+    // Dead only when a DPD-REQ went out at least one DPD ago and nothing came back since. The
+    // ticker is coarse (a third of the DPD, at least 1 s) and a busy host delays it, so silence
+    // alone could pass 3×DPD before any request was sent; a peer is never declared dead unasked.
     const silentMs = now - this.lastRx
-    if (silentMs > 3 * dpd * 1000) {
+    const dpdMs = dpd * 1000
+    const unanswered = this.dpdSentAt > this.lastRx && now - this.dpdSentAt >= dpdMs
+    if (silentMs >= 3 * dpdMs && unanswered) {
       this.close('dpd timeout', false, false)
       return
     }
@@ -221,7 +226,7 @@ export class CstpTunnel implements SessionTunnel {
       return
     }
 
-    if (silentMs > 2 * dpd * 1000 && now - this.dpdSentAt > dpd * 1000) {
+    if (silentMs >= 2 * dpdMs && now - this.dpdSentAt >= dpdMs) {
       this.dpdSentAt = now
       this.send(encodeCstpFrame(CstpType.DpdRequest))
     }

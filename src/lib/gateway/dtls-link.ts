@@ -167,6 +167,9 @@ export class DtlsLink {
     this.done = this.pending
     this.pending = undefined
     this.o.port.bindPeer(this, peer)
+    // A finished handshake is traffic: the DPD clock starts over for the new keys.
+    this.lastRx = Date.now()
+    this.dpdSentAt = 0
     this.setActive(true)
     const cipher = describeSuite(hs.suite, hs.version)
     const remote = `${peer.address}:${peer.port}`
@@ -319,13 +322,16 @@ export class DtlsLink {
     if (!cur || !this.isActive) return
     const silentMs = now - this.lastRx
     const dpdMs = this.o.dpd * 1000
-    if (silentMs > 3 * dpdMs) {
+    // As the CSTP tunnel: inactive only after a DPD-REQ went unanswered for a DPD, never on
+    // silence alone (a delayed ticker could otherwise skip the request).
+    const unanswered = this.dpdSentAt > this.lastRx && now - this.dpdSentAt >= dpdMs
+    if (silentMs >= 3 * dpdMs && unanswered) {
       this.setActive(false)
       this.o.log.info('dtls inactive', {reason: 'dpd timeout', remote: `${cur.peer.address}:${cur.peer.port}`})
       return
     }
 
-    if (silentMs > 2 * dpdMs && now - this.dpdSentAt > dpdMs) {
+    if (silentMs >= 2 * dpdMs && now - this.dpdSentAt >= dpdMs) {
       this.dpdSentAt = now
       this.o.port.send(cur.peer, [cur.channel.seal(ContentType.ApplicationData, Buffer.from([AcType.DpdRequest]))])
     }
