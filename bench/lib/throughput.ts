@@ -13,7 +13,8 @@
  * the median Gbit/s per direction (iperf3's receiver side) and the ratio anygate/ocserv.
  * Needs root.
  */
-import {readdirSync, readFileSync, readlinkSync, statSync} from 'node:fs'
+import {mkdirSync, readdirSync, readFileSync, readlinkSync, statSync} from 'node:fs'
+import {join, resolve} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {parseArgs} from 'node:util'
 
@@ -21,6 +22,7 @@ import {startAnygate} from '../../test/e2e/harness/anygate.js'
 import {createTestNet, findMissingTools, type TestNet} from '../../test/e2e/harness/netns.js'
 import {startOcserv, type GatewayHandle} from '../../test/e2e/harness/ocserv.js'
 import {startOpenconnect} from '../../test/e2e/harness/openconnect.js'
+import {formatProfileSummary, summarizeCpuProfile} from './cpu-profile.js'
 
 type GatewayKind = 'ocserv' | 'anygate'
 
@@ -57,12 +59,14 @@ let mode: TunnelMode = 'tls'
 
 const usage = () => [
   `usage: node --import tsx bench/${mode}-throughput.ts`,
-  '  [--seconds N] [--runs N] [--only ocserv|anygate]',
+  '  [--seconds N] [--runs N] [--only ocserv|anygate] [--profile DIR]',
+  '  --profile DIR: run anygate serve under node --cpu-prof, write the profile to DIR',
+  '                 and print its heaviest functions (the profile slows anygate a little)',
 ].join('\n')
 
 export async function runThroughputBench(which: TunnelMode): Promise<number> {
   mode = which
-  const {seconds, runs, kinds} = parseFlags()
+  const {seconds, runs, kinds, profileDir} = parseFlags()
   if (process.getuid?.() !== 0) return fail('needs root to create network namespaces')
   const missing = findMissingTools(TOOLS)
   if (missing.length > 0) return fail(`missing tools: ${missing.join(', ')}`)
@@ -74,7 +78,7 @@ export async function runThroughputBench(which: TunnelMode): Promise<number> {
   try {
     for (const kind of kinds) {
       try {
-        benches.push(await setUp(kind, nets))
+        benches.push(await setUp(kind, nets, profileDir))
       } catch (err) {
         failures.set(kind, reportFailure(kind, err))
       }
@@ -93,8 +97,12 @@ export async function runThroughputBench(which: TunnelMode): Promise<number> {
       }
     }
   } finally {
+    // A profile is written when the process exits on its own, so serve is stopped first.
+    for (const bench of benches) await bench.stopGateway()
     for (const net of nets) await net.destroy()
   }
+
+  if (profileDir !== undefined) printProfile(profileDir)
 
   const results = new Map<GatewayKind, Rate[] | Error>(failures)
   for (const bench of benches.filter((b) => !failures.has(b.kind))) {
@@ -116,13 +124,16 @@ interface Bench {
   /** Gbit/s of each run, per direction (index into `DIRECTIONS`). */
   rates: number[][]
   isSuspect: boolean[]
+  stopGateway: () => Promise<unknown>
 }
 
-async function setUp(kind: GatewayKind, nets: TestNet[]): Promise<Bench> {
+async function setUp(kind: GatewayKind, nets: TestNet[], profileDir?: string): Promise<Bench> {
   const net = await createTestNet()
   nets.push(net)
   const dtlsOn = mode === 'dtls'
-  const gateway = kind === 'ocserv' ? await startOcserv(net, {dtls: dtlsOn}) : await startAnygate(net, {dtls: dtlsOn})
+  const nodeArgs = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir]
+  const gateway =
+    kind === 'ocserv' ? await startOcserv(net, {dtls: dtlsOn}) : await startAnygate(net, {dtls: dtlsOn, nodeArgs})
   const [user] = gateway.users
   const client = await startOpenconnect(net, {
     url: gateway.url,
@@ -146,7 +157,23 @@ async function setUp(kind: GatewayKind, nets: TestNet[]): Promise<Bench> {
     target,
     rates: DIRECTIONS.map(() => []),
     isSuspect: DIRECTIONS.map(() => false),
+    stopGateway: () => gateway.stop(15_000),
   }
+}
+
+/** The newest profile in `dir`, summarized. */
+function printProfile(dir: string) {
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs)
+  if (files.length === 0) {
+    console.log(`no profile in ${dir}: anygate did not exit cleanly`)
+    return
+  }
+
+  console.log(`\n${files[0]}`)
+  for (const line of formatProfileSummary(summarizeCpuProfile(files[0]))) console.log(line)
 }
 
 /** The client's "Established DTLS connection" line; the numbers mean nothing over TLS. */
@@ -344,12 +371,13 @@ function printTable(results: Map<GatewayKind, Rate[] | Error>): void {
   if (isAnySuspect) console.log('* other work shared the CPU during a run: numbers suspect')
 }
 
-function parseFlags(): {seconds: number; runs: number; kinds: GatewayKind[]} {
+function parseFlags(): {seconds: number; runs: number; kinds: GatewayKind[]; profileDir?: string} {
   const {values} = parseArgs({
     options: {
       seconds: {type: 'string', default: '5'},
       runs: {type: 'string', default: '1'},
       only: {type: 'string'},
+      profile: {type: 'string'},
       help: {type: 'boolean', short: 'h'},
     },
   })
@@ -366,7 +394,9 @@ function parseFlags(): {seconds: number; runs: number; kinds: GatewayKind[]} {
     usageError(`bad --only ${values.only}`)
   }
   const kinds = values.only === undefined ? GATEWAYS : [values.only as GatewayKind]
-  return {seconds, runs, kinds}
+  const profileDir = values.profile === undefined ? undefined : resolve(values.profile)
+  if (profileDir !== undefined) mkdirSync(profileDir, {recursive: true})
+  return {seconds, runs, kinds, profileDir}
 }
 
 function usageError(message: string): never {
@@ -375,7 +405,7 @@ function usageError(message: string): never {
 }
 
 function fail(message: string): number {
-  console.error(`tls-throughput: ${message}`)
+  console.error(`${mode}-throughput: ${message}`)
   return 1
 }
 

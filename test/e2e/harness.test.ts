@@ -10,7 +10,8 @@ import {existsSync, readFileSync} from 'node:fs'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
 
-import {createTestNet, findMissingTools, listNamespaces, type TestNet} from './harness/netns.js'
+import {createTestNet, listNamespaces, type TestNet} from './harness/netns.js'
+import {skipUnlessReady} from './harness/wait.js'
 import {startOcserv, type GatewayHandle, type TestUser} from './harness/ocserv.js'
 import {
   authenticateOnly,
@@ -24,7 +25,7 @@ const TOOLS = ['ip', 'ss', 'ping', 'openssl', 'ocserv', 'ocpasswd', 'openconnect
 const MB = 1024 * 1024
 const STEP = {timeout: 60_000}
 
-describe('e2e harness against ocserv (TLS only)', {skip: skipReason()}, () => {
+describe('e2e harness against ocserv (TLS only)', {skip: skipUnlessReady(TOOLS)}, () => {
   let net: TestNet | undefined
   let gateway: GatewayHandle
   let user: TestUser
@@ -178,7 +179,7 @@ describe('e2e harness against ocserv (TLS only)', {skip: skipReason()}, () => {
   })
 })
 
-describe('e2e harness: the TUN script with pushed routes', {skip: skipReason()}, () => {
+describe('e2e harness: the TUN script with pushed routes', {skip: skipUnlessReady(TOOLS)}, () => {
   let net: TestNet | undefined
 
   after(async () => {
@@ -214,13 +215,6 @@ describe('e2e harness: the TUN script with pushed routes', {skip: skipReason()},
 interface IperfReport {
   error?: string
   end: {sum_received: {bytes: number}}
-}
-
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces'
-  const missing = findMissingTools(TOOLS)
-  if (missing.length > 0) return `missing tools: ${missing.join(', ')}`
-  return false
 }
 
 function need(net: TestNet | undefined): TestNet {

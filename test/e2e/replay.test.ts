@@ -11,14 +11,14 @@ import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 
 import {startAnygate} from './harness/anygate.js'
-import {type TestNet, createTestNet, findMissingTools} from './harness/netns.js'
+import {type TestNet, createTestNet} from './harness/netns.js'
 import {type GatewayHandle, startOcserv} from './harness/ocserv.js'
 import {startOpenconnect} from './harness/openconnect.js'
+import {skipUnlessReady} from './harness/wait.js'
 
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 const COMPAT = readFileSync(fileURLToPath(new URL('../../docs/compatibility.md', import.meta.url)), 'utf8')
-const missing = findMissingTools(['ip', 'ocserv', 'ocpasswd', 'openssl', 'openconnect'])
-const skip = process.getuid?.() !== 0 ? 'needs root for network namespaces' : missing.length > 0 ? `missing ${missing.join(', ')}` : false
+const skip = skipUnlessReady(['ip', 'ocserv', 'ocpasswd', 'openssl', 'openconnect'])
 
 const PASSWORD = 'r3play pass'
 const users = [{name: 'alice', password: PASSWORD}]

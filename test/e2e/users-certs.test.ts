@@ -21,7 +21,8 @@ import {UsersDb} from '../../src/lib/config/users-file.js'
 import {createLogger} from '../../src/lib/log/logger.js'
 import {ensureBuilt, runCli} from '../commands/cli.js'
 import {startAnygate} from './harness/anygate.js'
-import {createTestNet, findMissingTools, type NetProcess, type TestNet} from './harness/netns.js'
+import {createTestNet, type NetProcess, type TestNet} from './harness/netns.js'
+import {skipUnlessReady} from './harness/wait.js'
 import {type GatewayHandle, type TestUser, writeUsersFile} from './harness/ocserv.js'
 import {authenticateOnly} from './harness/openconnect.js'
 
@@ -33,7 +34,7 @@ const P12_PASSWORD = 'p12 pass'
 
 describe(
   'users file and certificates with ocserv, ocpasswd and openconnect',
-  {skip: skipReason()},
+  {skip: skipUnlessReady(TOOLS)},
   () => {
     let net: TestNet | undefined
     let pki: string
@@ -289,13 +290,6 @@ async function startOcserv(net: TestNet, pki: string, usersFile: string): Promis
   const proc = net.spawn(net.server, 'ocserv', ['-f', '-d', '1', '-c', configFile])
   await net.waitForPort(net.server, OCSERV_PORT, {timeoutMs: 10_000, watched: proc})
   return proc
-}
-
-function skipReason(): string | false {
-  if (process.getuid?.() !== 0) return 'needs root to create network namespaces'
-  const missing = findMissingTools(TOOLS)
-  if (missing.length > 0) return `missing tools: ${missing.join(', ')}`
-  return false
 }
 
 function need(net: TestNet | undefined): TestNet {

@@ -21,6 +21,8 @@ export interface AnygateOptions {
   users?: TestUser[]
   /** Extra `serve` flags, after ours. */
   extraArgs?: string[]
+  /** Node options before the entry script, e.g. `--cpu-prof` for a bench's profile. */
+  nodeArgs?: string[]
   /** The repository to run; default the one holding this file. */
   repoRoot?: string
   readyTimeoutMs?: number
@@ -59,6 +61,7 @@ export async function startAnygate(
   await writeUsersFile(net, usersFile, users)
 
   const args = [
+    ...(opts.nodeArgs ?? []),
     entry,
     'serve',
     '--listen',

@@ -68,7 +68,10 @@ export interface ExecOptions extends SpawnOptions {
 export interface CreateTestNetOptions {
   /** The X in 198.18.X.0/24 and 198.19.X.0/24; random when absent. */
   subnet?: number
-  /** Keep the temp dir after `destroy` (logs, configs), and say where it is on stderr. */
+  /**
+   * Keep the temp dir after `destroy` (logs, configs), and say where it is on stderr. Default:
+   * on when the environment has ANYGATE_TEST_KEEP=1 (see DEVELOPERS.md).
+   */
   keepDir?: boolean
 }
 
@@ -445,7 +448,7 @@ export async function createTestNet(opts: CreateTestNetOptions = {}): Promise<Te
   for (let attempt = 0; ; attempt++) {
     const id = randomBytes(3).toString('hex')
     const dir = mkdtempSync(join(tmpdir(), `ag${id}-`))
-    const net = new TestNet(id, subnet, dir, opts.keepDir ?? false)
+    const net = new TestNet(id, subnet, dir, opts.keepDir ?? process.env.ANYGATE_TEST_KEEP === '1')
     liveNets.add(net)
 
     try {

@@ -4,11 +4,16 @@ import {setTimeout as sleep} from 'node:timers/promises'
 
 import {findMissingTools} from './netns.js'
 
-/** The `skip` option of a suite that needs root and the named tools, or false. */
+/**
+ * The `skip` option of a suite that needs root and the named tools, or false. Only a non-root
+ * run skips: as root (CI) a missing tool is an error, so an install that went wrong cannot
+ * pass as a green run with the end-to-end tests quietly left out.
+ */
 export function skipUnlessReady(tools: string[]): string | false {
   if (process.getuid?.() !== 0) return 'needs root for network namespaces'
   const missing = findMissingTools(tools)
-  return missing.length > 0 ? `missing ${missing.join(', ')}` : false
+  if (missing.length > 0) throw new Error(`missing ${missing.join(', ')}: run scripts/setup.sh first`)
+  return false
 }
 
 /** Polls `check` every 100 ms; fails the test with `what` after `ms`. */
