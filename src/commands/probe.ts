@@ -5,7 +5,7 @@ import chalk from 'chalk'
 import {BaseCommand} from '../lib/cli/base-command.js'
 import {readFirstLine} from '../lib/cli/read-secret.js'
 import {configError} from '../lib/errors.js'
-import type {Check, CheckStatus} from '../lib/probe/checks.js'
+import {type Check, type CheckStatus, FAMILY_NAMES} from '../lib/probe/checks.js'
 import {type ProbeReport, UnreachableError, probeGateway} from '../lib/probe/run.js'
 import {ClientRecorder} from '../lib/replay/recorder.js'
 
@@ -20,7 +20,10 @@ export default class Probe extends BaseCommand {
 would, and reports what works, what is odd, and what will break which client: TLS (versions, \
 certificate, expiry, host name, trust, pin), the XML login form, and with --user the login, \
 CONNECT with a Cisco-like header set, every CSTP/DTLS header interpreted, and a DPD round trip \
-over CSTP. The session is ended with a DISCONNECT so the gateway frees it at once.
+over CSTP; where DTLS is offered, the handshake and a DPD over it, then a second CONNECT with the \
+same cookie as the other client family, so both DTLS modes are tried (PSK-NEGOTIATE as \
+openconnect, resumption as Cisco Secure Client). The session is ended with a DISCONNECT so the \
+gateway frees it at once.
 
 Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cannot be reached.`
 
@@ -98,7 +101,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
       fail: chalk.red('fail'),
       skip: chalk.dim('skip'),
     }
-    this.log(chalk.bold(`${r.target}`) + chalk.dim(` (as ${r.as === 'cisco' ? 'Cisco Secure Client' : 'openconnect'})`))
+    this.log(chalk.bold(`${r.target}`) + chalk.dim(` (as ${FAMILY_NAMES[r.as]})`))
     const width = Math.max(...r.checks.map((c) => c.id.length))
     let step = ''
     for (const c of r.checks) {
@@ -116,7 +119,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     }
 
     this.log('')
-    this.log(`${chalk.bold('Cisco Secure Client')}: ${mark[r.verdict.cisco as CheckStatus]}   ${chalk.bold('openconnect')}: ${mark[r.verdict.openconnect as CheckStatus]}`)
+    this.log(`${chalk.bold(FAMILY_NAMES.cisco)}: ${mark[r.verdict.cisco as CheckStatus]}   ${chalk.bold(FAMILY_NAMES.openconnect)}: ${mark[r.verdict.openconnect as CheckStatus]}`)
   }
 }
 

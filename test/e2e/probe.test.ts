@@ -3,13 +3,14 @@
  * credentials, with DTLS on and off: the report's facts match what each gateway was given.
  */
 import assert from 'node:assert/strict'
+import {dirname} from 'node:path'
 import {fileURLToPath} from 'node:url'
 import {after, before, describe, it} from 'node:test'
 
 import {startAnygate} from './harness/anygate.js'
 import {type TestNet, createTestNet} from './harness/netns.js'
 import {type GatewayHandle, startOcserv} from './harness/ocserv.js'
-import {skipUnlessReady} from './harness/wait.js'
+import {skipUnlessReady, waitFor} from './harness/wait.js'
 
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 const skip = skipUnlessReady(['ip', 'ocserv', 'ocpasswd', 'openssl'])
@@ -18,7 +19,7 @@ interface Report {
   tls: {certificate: {pin: string}}
   auth: {fields: string[]; groups: string[]}
   login?: {ok: boolean}
-  tunnel?: {ipv4?: string; netmask?: string; mtu?: number; routes: string[]; dns: string[]; dtls: {offered: boolean; cipher?: string; established: boolean}}
+  tunnel?: {ipv4?: string; netmask?: string; mtu?: number; routes: string[]; dns: string[]; dtls: {offered: boolean; cipher?: string; established: boolean}; dtlsModes?: {as: string; mode?: string; cipher?: string; established: boolean}[]}
   checks: {id: string; status: string; detail: string}[]
   verdict: {cisco: string; openconnect: string}
 }
@@ -103,6 +104,23 @@ for (const kind of ['ocserv', 'anygate'] as const) {
         if (as === 'openconnect') assert.equal(dtls.cipher?.startsWith('PSK-'), true, dtls.cipher)
         else assert.equal(dtls.cipher?.startsWith('PSK-'), false, dtls.cipher)
         assert.equal(status(report, 'tunnel.dtls'), 'pass')
+
+        // Then the other family's mode, on a second CONNECT with the same cookie
+        const other = as === 'cisco' ? 'openconnect' : 'cisco'
+        const modes = report.tunnel!.dtlsModes ?? []
+        assert.deepEqual(modes.map((m) => [m.as, m.mode, m.established]), [
+          [as, as === 'openconnect' ? 'psk' : 'resume', true],
+          [other, other === 'openconnect' ? 'psk' : 'resume', true],
+        ])
+        assert.equal(status(report, `tunnel.dtls-as-${other}`), 'pass')
+        if (kind === 'anygate') {
+          // The closing DISCONNECT on the second connection ended the session: nothing is left
+          const stateDir = dirname(withDtls.certFile)
+          await waitFor('the probe session to end', async () => {
+            const list = await net.exec(net.server, process.execPath, [RUN, 'session', 'list', '--json', '--state-dir', stateDir])
+            return (JSON.parse(list.stdout) as unknown[]).length === 0
+          })
+        }
       })
     }
 

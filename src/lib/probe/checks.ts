@@ -18,6 +18,7 @@ export interface Check {
 }
 
 const both: Family[] = ['cisco', 'openconnect']
+export const FAMILY_NAMES: Record<Family, string> = {cisco: 'Cisco Secure Client', openconnect: 'openconnect'}
 const RANK: Record<CheckStatus, number> = {skip: 0, pass: 1, warn: 2, fail: 3}
 
 /** The overall verdict per family: the worst status among the checks that matter to it. */
@@ -244,16 +245,22 @@ export interface DtlsObservation {
   error?: string
 }
 
-/** The DTLS channel the gateway offered: up, and DPD answered over it (dtls-and-datapath.md §9). */
-export function gradeDtls(o: DtlsObservation): Check {
+/**
+ * The DTLS channel the gateway offered: up, and DPD answered over it (dtls-and-datapath.md §9).
+ * `family`: the client family whose CONNECT got this offer; the check then matters to it alone.
+ */
+export function gradeDtls(o: DtlsObservation, as: {family?: Family; affects?: Family[]; id?: string} = {}): Check {
+  const id = as.id ?? 'tunnel.dtls'
+  const base = {id, step: 'tunnel' as const, ...(as.affects ? {affects: as.affects} : {})}
+  const who = as.family ? `as ${FAMILY_NAMES[as.family]}: ` : ''
   if (!o.established) {
-    return {id: 'tunnel.dtls', step: 'tunnel', status: 'fail', detail: `DTLS offered but not established: ${o.error ?? 'unknown error'}`}
+    return {...base, status: 'fail', detail: `${who}DTLS offered but not established: ${o.error ?? 'unknown error'}`}
   }
 
-  const up = `${o.cipher} up in ${(o.handshakeMs ?? 0).toFixed(0)} ms`
+  const up = `${who}${o.cipher} up in ${(o.handshakeMs ?? 0).toFixed(0)} ms`
   if (o.dpdRttMs === undefined) {
-    return {id: 'tunnel.dtls', step: 'tunnel', status: 'warn', detail: `${up}, but DPD over DTLS not answered: ${o.error ?? ''}`}
+    return {...base, status: 'warn', detail: `${up}, but DPD over DTLS not answered: ${o.error ?? ''}`}
   }
 
-  return {id: 'tunnel.dtls', step: 'tunnel', status: 'pass', detail: `${up}, DPD answered in ${o.dpdRttMs.toFixed(1)} ms`}
+  return {...base, status: 'pass', detail: `${up}, DPD answered in ${o.dpdRttMs.toFixed(1)} ms`}
 }

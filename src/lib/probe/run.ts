@@ -6,7 +6,9 @@
  * Flow: `probeGateway` → `probeTls` (one connection per TLS version) → `probeAuth` (init and a
  * legacy GET on one keep-alive connection) → `login` (auth-reply rounds until `complete`) →
  * `probeTunnel` (CONNECT on a fresh connection with only the webvpn cookie, as a reconnecting
- * client does; a DPD round trip; DISCONNECT 0xb0 so the gateway frees the session at once).
+ * client does; a DPD round trip; the DTLS handshake the gateway picked; then, when DTLS was
+ * offered, a second CONNECT with the same cookie as the other client family, to try the DTLS
+ * mode that family would get; DISCONNECT 0xb0 so the gateway frees the session at once).
  */
 import crypto, {X509Certificate} from 'node:crypto'
 import fs from 'node:fs'
@@ -21,7 +23,7 @@ import {encodeCstpFrame, encodeDisconnect} from '../cstp/encoder.js'
 import {AnygateError, configError} from '../errors.js'
 import {pinSha256} from '../pki/pin.js'
 import type {ClientRecorder} from '../replay/recorder.js'
-import {type Check, type Family, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
+import {type Check, type DtlsObservation, type Family, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
 import {agreementFrom, runDtls} from './dtls-step.js'
 
 export interface ProbeOptions {
@@ -73,6 +75,20 @@ export interface TunnelFacts {
   dpdRttMs?: number
   headers: Record<string, string | string[]>
   dtls: {offered: boolean; port?: number; cipher?: string; established: boolean; handshakeMs?: number; dpdRttMs?: number; error?: string}
+  /** Each DTLS handshake tried: first as `--as`, then as the other family. */
+  dtlsModes?: DtlsModeResult[]
+}
+
+export interface DtlsModeResult {
+  /** The client family whose CONNECT headers got this offer. */
+  as: ClientFamily
+  /** PSK-NEGOTIATE (openconnect) or resumption of X-DTLS-Master-Secret (Cisco Secure Client). */
+  mode?: 'psk' | 'resume'
+  cipher?: string
+  established: boolean
+  handshakeMs?: number
+  dpdRttMs?: number
+  error?: string
 }
 
 /** The gateway could not be reached at all: the command exits 2. */
@@ -306,42 +322,113 @@ export function connectHeaders(as: ClientFamily, localAddress: string, masterSec
 }
 
 async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, o: ProbeOptions, checks: Check[]): Promise<TunnelFacts> {
-  const client = new HttpClient(conn, [])
-  client.onExchange = o.recorder?.http
-  client.cookies.set('webvpn', cookie)
+  const other: ClientFamily = o.as === 'cisco' ? 'openconnect' : 'cisco'
+  const first = await connectTunnel(conn, cookie, o.as, o, o.recorder)
+  let last = first
   try {
-    const socket = await client.tls()
-    const masterSecret = crypto.randomBytes(48).toString('hex').toUpperCase()
-    const res = await client.request('CONNECT', '/CSCOSSLC/tunnel', '', connectHeaders(o.as, socket.localAddress ?? '', masterSecret))
-    const statusLine = `HTTP/1.1 ${res.status} ${res.statusText}`
-    const facts = tunnelFacts(res.headers)
-    if (res.status !== 200) {
-      checks.push(...gradeTunnel({statusLine, headers: res.headers}))
+    const {facts} = first
+    if (!first.socket || !first.res) {
+      checks.push({id: 'tunnel.connect', step: 'tunnel', status: 'fail', detail: `CONNECT failed: ${first.error ?? 'no answer'}`})
       return facts
     }
 
-    const rtt = await dpdRoundTrip(socket, client.takeRest(), o.timeoutMs, o.recorder).then(
+    const statusLine = `HTTP/1.1 ${first.res.status} ${first.res.statusText}`
+    if (first.res.status !== 200) {
+      checks.push(...gradeTunnel({statusLine, headers: first.res.headers}))
+      return facts
+    }
+
+    const rtt = await dpdRoundTrip(first.socket, first.client.takeRest(), o.timeoutMs, o.recorder).then(
       (ms) => ({ms, error: undefined}),
       (err: Error) => ({ms: undefined, error: err.message}),
     )
     facts.dpdRttMs = rtt.ms
-    checks.push(...gradeTunnel({statusLine, headers: res.headers, dpdRttMs: rtt.ms, dpdError: rtt.error}))
-    // Not yet: only the DTLS mode the gateway picked is tried; another mode needs another login.
-    if (facts.dtls.offered && facts.dtls.port) {
-      const agreement = agreementFrom(res.headers, masterSecret, socket)
-      const dtls = typeof agreement === 'string' ? {established: false, error: agreement} : await runDtls(conn.host, facts.dtls.port, agreement, o.timeoutMs)
-      facts.dtls = {...facts.dtls, ...dtls}
-      checks.push(gradeDtls(dtls))
-    }
+    checks.push(...gradeTunnel({statusLine, headers: first.res.headers, dpdRttMs: rtt.ms, dpdError: rtt.error}))
+    if (!facts.dtls.offered || !facts.dtls.port) return facts
 
-    if (socket.writable) socket.end(encodeDisconnect(DisconnectReason.UserLogout, 'probe finished'))
+    const mine = await tryDtls(conn.host, first, o)
+    facts.dtls = {...facts.dtls, ...withoutFamily(mine)}
+    facts.dtlsModes = [mine]
+    checks.push(gradeDtls(mine, {affects: [o.as], family: o.as}))
+
+    // The other family's mode needs its own CONNECT (the gateway picks one mode per CONNECT).
+    // The first connection ends without a DISCONNECT, so the cookie stays good, as when a
+    // client's connection breaks and it reconnects (auth-and-cstp.md §3).
+    await endQuietly(first.socket, o.timeoutMs)
+    const second = await connectTunnel(conn, cookie, other, o)
+    last = second
+    const theirs: DtlsModeResult =
+      second.res?.status === 200
+        ? await tryDtls(conn.host, second, o)
+        : {as: other, established: false, error: `reconnect with the cookie refused: ${second.res ? `${second.res.status} ${second.res.statusText}` : second.error}`}
+    facts.dtlsModes.push(theirs)
+    checks.push(gradeDtls(theirs, {affects: [other], family: other, id: `tunnel.dtls-as-${other}`}))
     return facts
-  } catch (err) {
-    checks.push({id: 'tunnel.connect', step: 'tunnel', status: 'fail', detail: `CONNECT failed: ${describe(err)}`})
-    return tunnelFacts([])
   } finally {
-    setTimeout(() => client.close(), 200).unref()
+    if (last.res?.status === 200 && last.socket?.writable) last.socket.end(encodeDisconnect(DisconnectReason.UserLogout, 'probe finished'))
+    if (last !== first) first.client.close()
+    setTimeout(() => last.client.close(), 200).unref()
   }
+}
+
+interface TunnelAttempt {
+  client: HttpClient
+  facts: TunnelFacts
+  socket?: tls.TLSSocket
+  res?: HttpResponse
+  masterSecret: string
+  as: ClientFamily
+  error?: string
+}
+
+/** One CONNECT with only the cookie, on a fresh connection, with `as`'s header set. */
+async function connectTunnel(
+  conn: Parameters<typeof openTls>[0],
+  cookie: string,
+  as: ClientFamily,
+  o: ProbeOptions,
+  recorder?: ClientRecorder,
+): Promise<TunnelAttempt> {
+  const client = new HttpClient(conn, [])
+  client.onExchange = recorder?.http
+  client.cookies.set('webvpn', cookie)
+  const masterSecret = crypto.randomBytes(48).toString('hex').toUpperCase()
+  try {
+    const socket = await client.tls()
+    const res = await client.request('CONNECT', '/CSCOSSLC/tunnel', '', connectHeaders(as, socket.localAddress ?? '', masterSecret))
+    return {client, socket, res, masterSecret, as, facts: tunnelFacts(res.headers)}
+  } catch (err) {
+    return {client, masterSecret, as, facts: tunnelFacts([]), error: describe(err)}
+  }
+}
+
+async function tryDtls(host: string, t: TunnelAttempt, o: ProbeOptions): Promise<DtlsModeResult> {
+  const port = t.facts.dtls.port
+  const agreement = agreementFrom(t.res!.headers, t.masterSecret, t.socket!)
+  if (typeof agreement === 'string') return {as: t.as, established: false, error: agreement}
+  if (!port) return {as: t.as, mode: agreement.mode, established: false, error: 'no X-DTLS-Port'}
+  return {as: t.as, mode: agreement.mode, ...(await runDtls(host, port, agreement, o.timeoutMs))}
+}
+
+function withoutFamily(m: DtlsModeResult): DtlsObservation {
+  const {as: _as, mode: _mode, ...rest} = m
+  return rest
+}
+
+/** Closes a tunnel's TLS connection without a DISCONNECT and waits (briefly) until it is gone. */
+async function endQuietly(socket: tls.TLSSocket, timeoutMs: number): Promise<void> {
+  if (socket.destroyed) return
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      socket.destroy()
+      resolve()
+    }, Math.min(timeoutMs, 2000))
+    socket.once('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+    socket.end()
+  })
 }
 
 /** Sends a CSTP DPD request with a random payload and waits for the echo. */

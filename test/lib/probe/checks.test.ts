@@ -120,6 +120,14 @@ describe('probe grading', () => {
     assert.match(down.detail, /within 5000 ms/)
   })
 
+  it('charges a DTLS mode that fails to the family whose CONNECT got it, and no other', () => {
+    const cisco = gradeDtls({established: false, error: 'no DTLS handshake within 5000 ms'}, {family: 'cisco', affects: ['cisco'], id: 'tunnel.dtls-as-cisco'})
+    assert.equal(cisco.id, 'tunnel.dtls-as-cisco')
+    assert.match(cisco.detail, /^as Cisco Secure Client: DTLS offered but not established/)
+    const psk = gradeDtls({established: true, cipher: 'PSK-AES-256-GCM', handshakeMs: 9, dpdRttMs: 1}, {family: 'openconnect', affects: ['openconnect']})
+    assert.deepEqual(verdicts([cisco, psk]), {cisco: 'fail', openconnect: 'pass'})
+  })
+
   it('gives each family the worst status of the checks that matter to it', () => {
     const checks: Check[] = [
       {id: 'a', step: 'tls', status: 'pass', detail: ''},
