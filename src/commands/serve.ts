@@ -16,9 +16,10 @@ directory, makes a CA and server certificate there on first start, reads the use
 from the embedded defaults, then --config FILE, then flags. Needs root (TUN interfaces).
 
 SIGINT and SIGTERM send every client a DISCONNECT and remove every interface before exit. \
-SIGHUP re-reads the config file and the users file without dropping anyone: DNS, routes, \
-banner, groups, timers, MTU and log level apply to the logins and tunnels that follow; a \
-setting that needs a restart (listen, pools, certificate...) is named in the log and kept.
+SIGHUP re-reads the config file, the users file and the server certificate and key without \
+dropping anyone: DNS, routes, banner, groups, timers, MTU and log level apply to the logins and \
+tunnels that follow, a renewed certificate to the connections that follow; a setting that \
+needs a restart (listen, pools...) is named in the log and kept.
 
 \`anygate session\` and \`anygate status\` reach a running serve through its control socket.`
 
@@ -114,7 +115,7 @@ setting that needs a restart (listen, pools, certificate...) is named in the log
       process.once('SIGTERM', () => stop('SIGTERM'))
       process.on('SIGHUP', () => {
         log.info('reloading', {signal: 'SIGHUP', config: flags.config})
-        running.reload(this.rereadConfig(flags.config, fromFlags, log))
+        running.reload(this.rereadConfig(flags.config, fromFlags, log)).catch((err) => log.error('reload failed', {reason: (err as Error).message}))
       })
     })
     log.info('stopped')

@@ -4,7 +4,7 @@
  * reloads without dropping anyone; SIGTERM leaves no interface behind.
  */
 import assert from 'node:assert/strict'
-import {existsSync, writeFileSync} from 'node:fs'
+import {existsSync, readFileSync, rmSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
@@ -14,7 +14,7 @@ import {ensureBuilt, runCli} from '../commands/cli.js'
 import {startAnygate} from './harness/anygate.js'
 import {type TestNet, createTestNet} from './harness/netns.js'
 import type {GatewayHandle} from './harness/ocserv.js'
-import {type OpenconnectHandle, type TunnelInfo, authenticateOnly, startOpenconnect} from './harness/openconnect.js'
+import {type OpenconnectHandle, type TunnelInfo, authenticateOnly, pinSha256, startOpenconnect} from './harness/openconnect.js'
 import {skipUnlessReady, waitFor} from './harness/wait.js'
 
 const skip = skipUnlessReady(['ip', 'openconnect', 'ocpasswd', 'ping'])
@@ -198,6 +198,31 @@ describe('anygate session and status against a running serve', {skip}, () => {
     const gone = await cli('session', 'show', a.id)
     assert.notEqual(gone.code, 0)
     assert.match(gone.stderr, /no session/)
+  })
+
+  it('serves a renewed certificate after SIGHUP to new logins, keeping the tunnel up', async () => {
+    // serve's own pair removed: on SIGHUP serve issues a new one from its CA, as when it renews
+    const stateDir = join(net.dir, 'anygate', 'state')
+    rmSync(join(stateDir, 'server.pem'))
+    rmSync(join(stateDir, 'server.key'))
+    const oldPin = gw.servercert
+    process.kill(gw.pid, 'SIGHUP')
+    await waitFor('certificate reloaded', () => /certificate reloaded/.test(gw.log()))
+    const newPin = pinSha256(readFileSync(join(stateDir, 'server.pem'), 'utf8'))
+    assert.notEqual(newPin, oldPin)
+    const reloaded = gw.log().split('\n').find((l) => l.includes('certificate reloaded'))
+    assert.ok(reloaded?.includes(`pin="${newPin}"`), reloaded)
+
+    const withNew = await authenticateOnly(net, {url: gw.url, user: 'bob', password: 'bob pw', servercert: newPin})
+    assert.equal(withNew.code, 0, withNew.output)
+    const withOld = await authenticateOnly(net, {url: gw.url, user: 'bob', password: 'bob pw', servercert: oldPin})
+    assert.notEqual(withOld.code, 0, withOld.output)
+    assert.match((await ping(bob.tunnel.tunDev)).stdout, /1 received/)
+
+    // The login above left a session that never connected; end it so later tests see two
+    const extra = (await json<SessionInfo[]>('session', 'list')).filter((x) => x.state !== 'connected')
+    assert.equal(extra.length, 1, JSON.stringify(extra))
+    assert.equal((await cli('session', 'disconnect', extra[0].id)).code, 0)
   })
 
   it('on SIGTERM disconnects every client, removes every interface and its socket', async () => {

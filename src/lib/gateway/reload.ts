@@ -17,10 +17,9 @@ const SETTINGS: Partial<Record<Field, {key: string; isLive: boolean}>> = {
   stateDir: {key: 'state-dir', isLive: false},
   controlSocket: {key: 'control-socket', isLive: false},
   users: {key: 'users', isLive: false},
-  // Not yet: cert and key on SIGHUP (setSecureContext plus the certificate hash sent at login), so
-  // a renewed server certificate needs a restart, which drops every tunnel.
-  cert: {key: 'cert', isLive: false},
-  key: {key: 'key', isLive: false},
+  // Read again on every SIGHUP (serve.ts), for new connections; tunnels up keep theirs.
+  cert: {key: 'cert', isLive: true},
+  key: {key: 'key', isLive: true},
   ipv4Pool: {key: 'ipv4-pool', isLive: false},
   ipv6Pool: {key: 'ipv6-pool', isLive: false},
   dns: {key: 'dns', isLive: true},

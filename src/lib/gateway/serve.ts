@@ -2,6 +2,7 @@
  * Wires one running gateway: state directory, certificate, users file, TUN factory, listener,
  * and the signals that stop it. The `serve` command calls `startGateway` and waits.
  */
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 
@@ -14,6 +15,7 @@ import {ControlServer} from '../control/server.js'
 import type {StatusInfo} from '../control/protocol.js'
 import {configError} from '../errors.js'
 import type {Logger} from '../log/logger.js'
+import {pinSha256} from '../pki/pin.js'
 import {ensureServerCert} from '../pki/server-cert.js'
 import {configureTun} from '../tun/ip.js'
 import {openTun} from '../tun/native.js'
@@ -24,9 +26,10 @@ export interface RunningGateway {
   control: ControlServer
   /**
    * SIGHUP: takes the live settings of `next` (see reload.ts), names in the log each one that
-   * needs a restart, and re-reads the users file. Without `next` only the users file.
+   * needs a restart, re-reads the users file and the certificate. Without `next` (a config
+   * that did not read) the users file and the certificate. Never rejects: failures are logged.
    */
-  reload(next?: ServeConfig): void
+  reload(next?: ServeConfig): Promise<void>
   /** Disconnects every client, removes every interface, closes the listener and the socket. */
   stop(): Promise<void>
 }
@@ -104,15 +107,33 @@ export async function startGateway(config: ServeConfig, log: Logger, version: st
     gateway,
     address,
     control,
-    reload(next?: ServeConfig) {
+    async reload(next?: ServeConfig) {
       if (next) applyReload(gateway, next, log)
       users.refresh()
+      await reloadCertificate(gateway, log)
     },
     async stop() {
       await control.stop()
       await gateway.stop()
       users.close()
     },
+  }
+}
+
+/**
+ * The certificate and key again, from --cert/--key or the state directory (where an expiring
+ * certificate of serve's own is reissued, as at start). A pair that cannot be used is logged
+ * and the running one kept.
+ */
+async function reloadCertificate(gateway: Gateway, log: Logger) {
+  try {
+    const {certPem, keyPem} = await loadCertificate(gateway.config, log)
+    if (gateway.setCertificate(certPem, keyPem)) {
+      const cert = new crypto.X509Certificate(certPem)
+      log.info('certificate reloaded', {subject: cert.subject.replace(/\n/g, ', '), pin: pinSha256(cert)})
+    }
+  } catch (err) {
+    log.error('certificate reload failed', {reason: (err as Error).message, kept: 'the running certificate'})
   }
 }
 

@@ -33,7 +33,7 @@ import {DTLS_HEADROOM} from '../dtls/constants.js'
 import {type DtlsOffer, negotiateDtls} from '../dtls/negotiate.js'
 import {DtlsLink} from './dtls-link.js'
 import {DtlsListener} from './udp.js'
-import {ProtocolError} from '../errors.js'
+import {ProtocolError, configError} from '../errors.js'
 import type {ServeConfig} from '../config/schema.js'
 import type {Logger} from '../log/logger.js'
 import {AddressPool} from '../session/pool.js'
@@ -90,14 +90,13 @@ export class Gateway {
     this.sessions = new SessionStore({v4: this.pool4, v6: this.pool6}, c.cookieTimeout * 1000)
     this.serverName = `anygate ${o.version}`
 
-    const der = new crypto.X509Certificate(o.certPem).raw
     this.login = new LoginHandler({
       users: o.users,
       sessions: this.sessions,
       groups: c.groups,
       banner: c.banner,
       serverVersion: o.version,
-      serverCertSha1: crypto.createHash('sha1').update(der).digest('hex').toUpperCase(),
+      serverCertSha1: certificateSha1(o.certPem),
       authTimeoutMs: c.authTimeout * 1000,
       log: o.log,
     })
@@ -201,6 +200,30 @@ export class Gateway {
     this.o.config = config
     this.login.setOffer(config.groups, config.banner)
     this.server.maxConnections = config.maxClients
+  }
+
+  /**
+   * Serves `certPem`/`keyPem` to the TLS handshakes that follow and sends its hash at login;
+   * tunnels already up keep their connection. Throws a ConfigError, changing nothing, when the
+   * two do not parse or do not belong together. Returns false when nothing changed.
+   */
+  setCertificate(certPem: string, keyPem: string): boolean {
+    if (certPem === this.o.certPem && keyPem === this.o.keyPem) return false
+    let cert: crypto.X509Certificate
+    let key: crypto.KeyObject
+    try {
+      cert = new crypto.X509Certificate(certPem)
+      key = crypto.createPrivateKey(keyPem)
+    } catch (err) {
+      throw configError('CERT_UNREADABLE', `the new certificate or key does not parse: ${(err as Error).message}`)
+    }
+
+    if (!cert.checkPrivateKey(key)) throw configError('CERT_BAD_PAIR', 'the new key does not belong to the new certificate')
+    this.server.setSecureContext({cert: certPem, key: keyPem, minVersion: 'TLSv1.2'})
+    this.login.setServerCertificate(certificateSha1(certPem))
+    this.o.certPem = certPem
+    this.o.keyPem = keyPem
+    return true
   }
 
   /** The config in force. */
@@ -449,4 +472,10 @@ function markTunnel(socket: TLSSocket) {
 
 function isTunnel(socket: TLSSocket): boolean {
   return (socket as unknown as Record<symbol, boolean>)[kTunnel] === true
+}
+
+/** SHA-1 of the certificate's DER, upper-case hex, as sent at login (auth-and-cstp.md §2.9). */
+function certificateSha1(certPem: string): string {
+  const der = new crypto.X509Certificate(certPem).raw
+  return crypto.createHash('sha1').update(der).digest('hex').toUpperCase()
 }

@@ -92,6 +92,11 @@ export class LoginHandler {
     this.o.banner = banner
   }
 
+  /** The certificate hash sent at login from now on (serve's SIGHUP with a new certificate). */
+  setServerCertificate(sha1: string) {
+    this.o.serverCertSha1 = sha1
+  }
+
   /** Answers one login request. Throws ProtocolError (status 400) for malformed bodies. */
   async handle(req: AuthRequest): Promise<AuthResponse> {
     if (req.method === 'GET') return this.form(undefined)

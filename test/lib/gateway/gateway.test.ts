@@ -3,6 +3,7 @@
  * ways, cookies, and hostile input that must end only its own connection.
  */
 import assert from 'node:assert/strict'
+import {X509Certificate} from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -295,6 +296,41 @@ describe('Gateway', () => {
       c.socket.write(Buffer.from('53544601ffff0000', 'hex'))
       await c.closed
       await stillServes()
+    })
+  })
+
+  describe('a new certificate (SIGHUP)', () => {
+    it('is served to new connections and hashed at login; a pair that does not match changes nothing', async () => {
+      const gw = new Gateway({...gatewayOptions})
+      const gwPort = (await gw.listen()).port
+      const otherDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ag-gw2-'))
+      try {
+        const served = async () => {
+          const c = new Client(gwPort)
+          await new Promise((r) => c.socket.once('secureConnect', r))
+          const fp = c.socket.getPeerX509Certificate()!.fingerprint
+          c.socket.destroy()
+          return fp
+        }
+        const sha1Of = (pem: string) => new X509Certificate(pem).fingerprint.replace(/:/g, '')
+        const before = await served()
+        assert.equal(before, new X509Certificate(gatewayOptions.certPem).fingerprint)
+
+        const next = await ensureServerCert(otherDir, noopLogger)
+        assert.throws(() => gw.setCertificate(next.certPem, gatewayOptions.keyPem), {code: 'CERT_BAD_PAIR'})
+        assert.equal(await served(), before)
+
+        assert.equal(gw.setCertificate(next.certPem, next.keyPem), true)
+        assert.equal(gw.setCertificate(next.certPem, next.keyPem), false)
+        assert.equal(await served(), new X509Certificate(next.certPem).fingerprint)
+        const c = new Client(gwPort)
+        const text = await c.request('POST', '/', loginBody('secret'))
+        assert.ok(text.includes(`<server-cert-hash>${sha1Of(next.certPem)}</server-cert-hash>`), text)
+        c.socket.destroy()
+      } finally {
+        await gw.stop(500)
+        fs.rmSync(otherDir, {recursive: true, force: true})
+      }
     })
   })
 })
