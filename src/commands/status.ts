@@ -5,7 +5,7 @@ import type {PoolUse, StatusInfo} from '../lib/control/protocol.js'
 export default class Status extends BaseCommand {
   static override description = `Asks a running serve how it is: version and process, uptime, the \
 addresses it listens on, its control socket, how many sessions it holds (and how many have a \
-tunnel up), and how much of each address pool is leased. Exits non-zero, with one line, when \
+tunnel up), how much of each address pool is leased, and how many addresses are banned. Exits non-zero, with one line, when \
 no serve answers.`
 
   static override enableJsonFlag = true
@@ -34,6 +34,7 @@ no serve answers.`
       ['sessions', `${st.sessions.total} (${st.sessions.connected} with a tunnel up)`],
       ['ipv4 pool', poolText(st.pools.ipv4)],
       ['ipv6 pool', st.pools.ipv6 ? poolText(st.pools.ipv6) : '-'],
+      ['bans', `${st.bans.banned} banned, ${st.bans.scored} scored for failed logins`],
     ]
     for (const line of alignRows(rows)) this.log(line)
     return st

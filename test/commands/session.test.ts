@@ -21,8 +21,9 @@ after(() => fs.rmSync(root, {recursive: true, force: true}))
 
 const oneLine = (stderr: string) => assert.equal(stderr.trim().split('\n').length, 1, stderr)
 
-describe('anygate session and status with no serve running', () => {
-  for (const args of [['status'], ['session', 'list'], ['session', 'show', 'abc'], ['session', 'disconnect', '--user', 'alice']]) {
+describe('anygate session, ban and status with no serve running', () => {
+  const commands = [['status'], ['session', 'list'], ['session', 'show', 'abc'], ['session', 'disconnect', '--user', 'alice'], ['ban', 'list'], ['ban', 'remove', '198.18.0.7']]
+  for (const args of commands) {
     it(`${args.join(' ')} says so in one line and exits 1`, async () => {
       const r = await runCli([...args, '--state-dir', join(root, 'empty')])
       assertCleanFailure(r, /anygate serve is not running: no control socket at .*empty\/control\.sock/)

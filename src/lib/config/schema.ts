@@ -55,6 +55,12 @@ export interface ServeConfig {
   maxBodyBytes: number
   maxHeaderBytes: number
   maxClients: number
+  /** Ban scoring (http-auth/ban.ts): the score that bans an address; 0 = off. */
+  maxBanScore: number
+  /** Seconds a ban lasts after the last point, and after which a score resets. */
+  banResetTime: number
+  /** Points a failed login adds to its source address. */
+  banPointsWrongPassword: number
   logLevel: LogLevel
   logFormat: LogFormat
 }
@@ -74,6 +80,9 @@ export const DEFAULTS = {
   maxBodyBytes: 64 * 1024,
   maxHeaderBytes: 16 * 1024,
   maxClients: 1024,
+  maxBanScore: 80,
+  banResetTime: 1200,
+  banPointsWrongPassword: 10,
 } as const
 
 type Kind = 'string' | 'int' | 'bool' | 'list'
@@ -108,6 +117,9 @@ const KEYS: Record<string, Kind> = {
   'max-body-bytes': 'int',
   'max-header-bytes': 'int',
   'max-clients': 'int',
+  'max-ban-score': 'int',
+  'ban-reset-time': 'int',
+  'ban-points-wrong-password': 'int',
   'log-level': 'string',
   'log-format': 'string',
 }
@@ -221,6 +233,9 @@ export function resolveConfig(file: RawSettings, flags: RawSettings): ServeConfi
     maxBodyBytes: int('max-body-bytes', DEFAULTS.maxBodyBytes),
     maxHeaderBytes: int('max-header-bytes', DEFAULTS.maxHeaderBytes),
     maxClients: int('max-clients', DEFAULTS.maxClients),
+    maxBanScore: int('max-ban-score', DEFAULTS.maxBanScore),
+    banResetTime: int('ban-reset-time', DEFAULTS.banResetTime),
+    banPointsWrongPassword: int('ban-points-wrong-password', DEFAULTS.banPointsWrongPassword),
     logLevel: (str('log-level') ?? 'info') as LogLevel,
     logFormat: (str('log-format') ?? 'text') as LogFormat,
   }
@@ -279,6 +294,7 @@ function checkRanges(c: ServeConfig) {
   if (c.dpd < 1) fail('dpd must be at least 1 second')
   if (c.cookieTimeout < 1) fail('cookie-timeout must be at least 1 second')
   if (c.authTimeout < 1) fail('auth-timeout must be at least 1 second')
+  if (c.banResetTime < 1) fail('ban-reset-time must be at least 1 second')
   if (c.maxBodyBytes < 1024) fail('max-body-bytes must be at least 1024')
   if (c.maxHeaderBytes < 1024) fail('max-header-bytes must be at least 1024')
   if (!/^[a-z][a-z0-9_-]{0,9}$/i.test(c.device)) fail(`bad device prefix ${JSON.stringify(c.device)}: 1-10 letters and digits`)

@@ -7,6 +7,8 @@
 import http from 'node:http'
 
 import {
+  type BanInfo,
+  type BanRemoveResult,
   CONTROL_PREFIX,
   type ControlErrorBody,
   type DisconnectResult,
@@ -44,6 +46,14 @@ export class ControlClient {
 
   disconnectUser(user: string): Promise<DisconnectResult> {
     return this.request('POST', `/users/${encodeURIComponent(user)}/disconnect`)
+  }
+
+  bans(): Promise<BanInfo[]> {
+    return this.request('GET', '/bans')
+  }
+
+  removeBan(address: string): Promise<BanRemoveResult> {
+    return this.request('POST', `/bans/${encodeURIComponent(address)}/remove`)
   }
 
   /** Sends one request under the version prefix; resolves with the parsed 2xx body. */

@@ -62,6 +62,16 @@ export interface StatusInfo {
   controlSocket: string
   sessions: {total: number; connected: number}
   pools: {ipv4: PoolUse; ipv6: PoolUse | null}
+  /** Addresses with a failed-login score, and how many of them are banned. */
+  bans: {scored: number; banned: number}
+}
+
+/** One address of `GET /v1/bans`: its failed-login score and whether it is banned. */
+export type {BanInfo} from '../http-auth/ban.js'
+
+/** The answer to `POST /v1/bans/{address}/remove`. */
+export interface BanRemoveResult {
+  removed: string
 }
 
 /** The answer to both disconnect requests. */

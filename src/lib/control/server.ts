@@ -5,7 +5,7 @@
  * Flow: `start` refuses a socket another serve still answers on, removes one left by a serve
  * that died, and binds with a umask that keeps the file 0600 from its first instant. Each
  * request is routed by method and path to a read of the gateway (sessions, pools) or to
- * `Gateway.disconnect`; answers are copies (`views.ts`), never live objects. Who may connect is
+ * `Gateway.disconnect` or the ban list; answers are copies (`views.ts`), never live objects. Who may connect is
  * decided by the file mode and the directory's owner: Node cannot read SO_PEERCRED.
  */
 import fs from 'node:fs'
@@ -14,6 +14,8 @@ import net from 'node:net'
 import path from 'node:path'
 
 import {
+  type BanInfo,
+  type BanRemoveResult,
   CONTROL_PREFIX,
   CONTROL_PROTOCOL_VERSION,
   type ControlErrorBody,
@@ -35,6 +37,7 @@ export interface ControlTarget {
   readonly pool4: AddressPool
   readonly pool6?: AddressPool
   readonly startedAt: Date
+  readonly bans: {list(): BanInfo[]; remove(address: string): boolean}
   disconnect(session: Session, reason?: string): void
 }
 
@@ -177,6 +180,9 @@ export class ControlServer {
       return want('POST', () => this.disconnectUser(id))
     }
 
+    if (what === 'bans' && parts.length === 2) return want('GET', () => ({status: 200, body: this.o.gateway.bans.list()}))
+    if (what === 'bans' && parts.length === 4 && action === 'remove') return want('POST', () => this.removeBan(id))
+
     // Not yet: reload and stop requests on the socket; SIGHUP and SIGTERM do both, so a script
     // needs serve's pid (from `status`).
 
@@ -186,6 +192,7 @@ export class ControlServer {
   private status(): StatusInfo {
     const g = this.o.gateway
     const sessions = g.sessions.all()
+    const bans = g.bans.list()
     return {
       version: this.o.version,
       protocol: CONTROL_PROTOCOL_VERSION,
@@ -196,7 +203,15 @@ export class ControlServer {
       controlSocket: this.o.path,
       sessions: {total: sessions.length, connected: sessions.filter((s) => s.tunnel).length},
       pools: {ipv4: poolUse(g.pool4), ipv6: g.pool6 ? poolUse(g.pool6) : null},
+      bans: {scored: bans.length, banned: bans.filter((b) => b.banned).length},
     }
+  }
+
+  private removeBan(address: string): Answer {
+    if (net.isIP(address) === 0) return fail(400, 'CONTROL_BAD_ADDRESS', `not an IP address: ${JSON.stringify(address)}`)
+    if (!this.o.gateway.bans.remove(address)) return fail(404, 'CONTROL_NO_BAN', `no score or ban for ${address}`)
+    this.o.log.info('ban removed', {remote: address})
+    return {status: 200, body: {removed: address} satisfies BanRemoveResult}
   }
 
   private showSession(id: string): Answer {

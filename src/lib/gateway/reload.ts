@@ -42,6 +42,9 @@ const SETTINGS: Partial<Record<Field, {key: string; isLive: boolean}>> = {
   maxBodyBytes: {key: 'max-body-bytes', isLive: true},
   maxHeaderBytes: {key: 'max-header-bytes', isLive: false},
   maxClients: {key: 'max-clients', isLive: true},
+  maxBanScore: {key: 'max-ban-score', isLive: true},
+  banResetTime: {key: 'ban-reset-time', isLive: true},
+  banPointsWrongPassword: {key: 'ban-points-wrong-password', isLive: true},
   logLevel: {key: 'log-level', isLive: true},
   logFormat: {key: 'log-format', isLive: false},
 }

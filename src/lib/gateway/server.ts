@@ -25,6 +25,7 @@ import {
   WEBVPN_COOKIE,
 } from '../http-auth/constants.js'
 import {getCookie} from '../http-auth/cookies.js'
+import {BanList, type BanSettings, normalizeAddress} from '../http-auth/ban.js'
 import {LoginHandler, type PasswordChecker} from '../http-auth/login.js'
 import {buildConnectResponse, computeMtu, parseTunnelRequest, tlsRecordOverhead} from '../cstp/connect.js'
 import {CSTP_HEADER_LEN} from '../cstp/constants.js'
@@ -71,6 +72,8 @@ const MAX_REQUESTS_PER_CONNECTION = 32
 
 export class Gateway {
   readonly sessions: SessionStore
+  /** Failed-login scores and bans by client address (http-auth/ban.ts). */
+  readonly bans: BanList
   readonly pool4: AddressPool
   readonly pool6?: AddressPool
   private readonly server: https.Server
@@ -89,6 +92,7 @@ export class Gateway {
     this.pool6 = c.ipv6Pool ? new AddressPool(c.ipv6Pool) : undefined
     this.sessions = new SessionStore({v4: this.pool4, v6: this.pool6}, c.cookieTimeout * 1000)
     this.serverName = `anygate ${o.version}`
+    this.bans = new BanList(banSettings(c))
 
     this.login = new LoginHandler({
       users: o.users,
@@ -99,6 +103,7 @@ export class Gateway {
       serverCertSha1: certificateSha1(o.certPem),
       authTimeoutMs: c.authTimeout * 1000,
       log: o.log,
+      onLoginFailed: (remote) => this.scoreFailedLogin(remote),
     })
 
     this.server = https.createServer(
@@ -118,6 +123,13 @@ export class Gateway {
     this.server.maxConnections = c.maxClients
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       this.onConnect(req, socket as TLSSocket, head).catch((err) => this.connectFailed(socket, err))
+    })
+    // Before the TLS listener's own: a banned address costs no handshake.
+    this.server.prependListener('connection', (socket: net.Socket) => {
+      if (this.bans.isBanned(socket.remoteAddress)) {
+        this.o.log.debug('connection refused', {remote: socket.remoteAddress, reason: 'banned'})
+        socket.destroy()
+      }
     })
     this.server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket))
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.onClientError(err, socket))
@@ -200,6 +212,17 @@ export class Gateway {
     this.o.config = config
     this.login.setOffer(config.groups, config.banner)
     this.server.maxConnections = config.maxClients
+    this.bans.configure(banSettings(config))
+  }
+
+  private scoreFailedLogin(remote: string): boolean {
+    const isNew = this.bans.add(remote, this.o.config.banPointsWrongPassword)
+    if (isNew) {
+      const entry = this.bans.list().find((b) => b.address === normalizeAddress(remote))
+      this.o.log.warn('address banned', {remote, score: entry?.score, until: entry?.until})
+    }
+
+    return isNew || this.bans.isBanned(remote)
   }
 
   /**
@@ -297,6 +320,14 @@ export class Gateway {
 
       res.writeHead(200, {'Content-Type': page.type, 'Content-Length': Buffer.byteLength(page.body)})
       res.end(page.body)
+      return
+    }
+
+    // A connection opened before its address was banned gets no more tries on it either.
+    if (this.bans.isBanned(req.socket.remoteAddress)) {
+      req.resume()
+      res.writeHead(401, 'Authentication failed', {'Content-Length': 0, Connection: 'close'})
+      res.end()
       return
     }
 
@@ -478,4 +509,8 @@ function isTunnel(socket: TLSSocket): boolean {
 function certificateSha1(certPem: string): string {
   const der = new crypto.X509Certificate(certPem).raw
   return crypto.createHash('sha1').update(der).digest('hex').toUpperCase()
+}
+
+function banSettings(c: ServeConfig): BanSettings {
+  return {maxScore: c.maxBanScore, resetSeconds: c.banResetTime}
 }

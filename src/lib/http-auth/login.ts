@@ -79,6 +79,8 @@ export interface LoginOptions {
   serverCertSha1: string
   authTimeoutMs: number
   log: Logger
+  /** Told of each failed login's source address (ban scoring); true when it is now banned. */
+  onLoginFailed?: (remote: string) => boolean
 }
 
 export class LoginHandler {
@@ -123,11 +125,12 @@ export class LoginHandler {
     if (result.ok && group !== null) return this.success(req, user, group, ctxId)
 
     const reason = result.ok ? 'not-in-group' : result.reason
-    // Not yet: per-address ban scoring (ocserv's ban points); a client that drops the
-    // webvpncontext cookie starts a fresh count of tries each time.
+    // Tries are counted per login context and, across contexts, per address (ban scoring in
+    // the gateway), so dropping the webvpncontext cookie does not reset the latter.
     ctx.entry.tries++
     this.o.log.info('login failed', {...fields, reason, tries: ctx.entry.tries})
-    if (ctx.entry.tries >= MAX_PASSWORD_TRIES) {
+    const isBanned = this.o.onLoginFailed?.(req.remote) ?? false
+    if (isBanned || ctx.entry.tries >= MAX_PASSWORD_TRIES) {
       this.contexts.delete(ctx.id)
       return {status: 401, statusText: 'Authentication failed', headers: [], body: '', close: true}
     }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {parseConfigText, readConfigFile, resolveConfig} from '../../../src/lib/config/schema.js'
+import {DEFAULTS, parseConfigText, readConfigFile, resolveConfig} from '../../../src/lib/config/schema.js'
 
 const SAMPLE = new URL('../../../docs/anygate.conf.sample', import.meta.url).pathname
 
@@ -17,5 +17,8 @@ describe('docs/anygate.conf.sample', () => {
     assert.equal(c.groups.length, 2)
     assert.equal(c.routes.length, 1)
     assert.equal(c.ipv6Pool?.text, '2001:db8:1::/64')
+    // The values the sample shows are the defaults it claims
+    assert.deepEqual([c.maxBanScore, c.banResetTime, c.banPointsWrongPassword], [DEFAULTS.maxBanScore, DEFAULTS.banResetTime, DEFAULTS.banPointsWrongPassword])
+    assert.deepEqual([c.cookieTimeout, c.maxClients], [DEFAULTS.cookieTimeout, DEFAULTS.maxClients])
   })
 })

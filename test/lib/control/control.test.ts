@@ -180,6 +180,26 @@ describe('ControlServer and ControlClient', () => {
     other.socket.destroy()
   })
 
+  it('lists failed-login scores and lifts a ban', async () => {
+    // Two wrong passwords from 127.0.0.1 score 20 of the default 80: listed, not banned
+    for (let i = 0; i < 2; i++) {
+      const s = tls.connect({port, host: '127.0.0.1', rejectUnauthorized: false})
+      s.on('error', () => {})
+      const body = '<?xml version="1.0"?><config-auth client="vpn" type="auth-reply"><auth><username>eve</username><password>no</password></auth></config-auth>'
+      s.write(`POST / HTTP/1.1\r\nHost: gw\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      await new Promise<void>((resolve) => s.once('data', () => resolve()))
+      s.destroy()
+    }
+
+    const [entry] = await client.bans()
+    assert.deepEqual([entry.address, entry.score, entry.banned], ['127.0.0.1', 20, false])
+    assert.deepEqual((await client.status()).bans, {scored: 1, banned: 0})
+    assert.deepEqual(await client.removeBan('127.0.0.1'), {removed: '127.0.0.1'})
+    assert.deepEqual(await client.bans(), [])
+    assert.equal((await rejection(client.removeBan('127.0.0.1'))).code, 'CONTROL_NO_BAN')
+    assert.equal((await rejection(client.removeBan('not-an-address'))).code, 'CONTROL_BAD_ADDRESS')
+  })
+
   it('answers another version, an unknown path and a wrong method with coded errors', async () => {
     assert.deepEqual(await rawGet('GET', '/v2/status').then((r) => [r.status, r.body.error?.code]), [404, 'CONTROL_BAD_VERSION'])
     assert.deepEqual(await rawGet('GET', '/v1/nope').then((r) => [r.status, r.body.error?.code]), [404, 'CONTROL_NOT_FOUND'])

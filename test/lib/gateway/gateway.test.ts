@@ -333,4 +333,40 @@ describe('Gateway', () => {
       }
     })
   })
+
+  describe('ban scoring', () => {
+    it('bans an address after failed logins, drops its connections, and lets it in once lifted', async () => {
+      const config = resolveConfig({}, {...baseFlags, 'max-ban-score': 20, 'ban-points-wrong-password': 10})
+      const gw = new Gateway({...gatewayOptions, config})
+      const gwPort = (await gw.listen()).port
+      try {
+        // A second connection, open before the ban, gets no more tries after it
+        const early = new Client(gwPort)
+        assert.match(await early.request('POST', '/', loginBody('wrong')), /Login failed/)
+        const c1 = new Client(gwPort)
+        // The second failure reaches the score: 401 and the connection closed
+        assert.match(await c1.request('POST', '/', loginBody('wrong')), /^HTTP\/1.1 401 /)
+        await c1.closed
+        assert.match(await early.request('POST', '/', loginBody('secret')), /^HTTP\/1.1 401 /)
+        await early.closed
+        assert.deepEqual(gw.bans.list().map((b) => [b.address, b.score, b.banned]), [['127.0.0.1', 20, true]])
+
+        // A new connection from the address ends before any TLS handshake
+        const c2 = new Client(gwPort)
+        const outcome = await new Promise<string>((resolve) => {
+          c2.socket.once('secureConnect', () => resolve('handshake'))
+          c2.socket.once('error', () => resolve('refused'))
+          c2.socket.once('close', () => resolve('refused'))
+        })
+        assert.equal(outcome, 'refused')
+
+        assert.equal(gw.bans.remove('127.0.0.1'), true)
+        const c3 = new Client(gwPort)
+        assert.match(await c3.request('POST', '/', loginBody('secret')), /Set-Cookie: webvpn=/)
+        c3.socket.destroy()
+      } finally {
+        await gw.stop(500)
+      }
+    })
+  })
 })
