@@ -44,6 +44,8 @@ export interface DtlsOffer {
   choice: string
   /** Set for resumption; PSK negotiates the suite in the handshake. */
   suite?: CipherSuite
+  /** What `mtu` was computed from, to compute it again for the suite a PSK handshake picks. */
+  link: {baseMtu: number; remoteIsIpv6: boolean}
 }
 
 const UDP_HEADER = 8
@@ -53,6 +55,11 @@ export function dtlsDataMtu(baseMtu: number, remoteIsIpv6: boolean, suite: Ciphe
   return baseMtu - (remoteIsIpv6 ? 40 : 20) - UDP_HEADER - recordOverhead(suite) - 1
 }
 
+/**
+ * The PSK suite the CONNECT answer's MTU assumes, before the handshake picks one: the CSTP
+ * cipher's family, as ocserv estimates (§9.5). The handshake follows the client's order, so the
+ * link recomputes its MTU once it knows (DtlsLink.promote), and openconnect lowers its own.
+ */
 function pskEstimateSuite(cstpCipher: string): CipherSuite {
   if (/CHACHA20/i.test(cstpCipher)) return SUITES[0xccab]
   if (/GCM/i.test(cstpCipher)) return SUITES[0x00a9]
@@ -80,6 +87,7 @@ export function negotiateDtls(h: Headers, o: DtlsOfferOptions): DtlsOffer | unde
       headers: [...common, ['X-DTLS-App-ID', o.id.toString('hex')], ['X-DTLS-CipherSuite', PSK_NEGOTIATE]],
       mtu: dtlsDataMtu(o.baseMtu, o.remoteIsIpv6, pskEstimateSuite(o.cstpCipher)),
       choice: PSK_NEGOTIATE,
+      link: {baseMtu: o.baseMtu, remoteIsIpv6: o.remoteIsIpv6},
     }
   }
 
@@ -118,5 +126,6 @@ export function negotiateDtls(h: Headers, o: DtlsOfferOptions): DtlsOffer | unde
     mtu,
     choice: `${chosen.header}: ${chosen.name}`,
     suite,
+    link: {baseMtu: o.baseMtu, remoteIsIpv6: o.remoteIsIpv6},
   }
 }

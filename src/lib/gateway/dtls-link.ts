@@ -19,7 +19,7 @@ import {AcType, ContentType, HandshakeType} from '../dtls/constants.js'
 import type {BatchTarget, DtlsChannel, RecordDrop} from '../dtls/channel.js'
 import {decodeClientHello} from '../dtls/messages/client-hello.js'
 import {decodeHandshakes} from '../dtls/messages/handshake.js'
-import type {DtlsOffer} from '../dtls/negotiate.js'
+import {type DtlsOffer, dtlsDataMtu} from '../dtls/negotiate.js'
 import type {DtlsRecord} from '../dtls/record.js'
 import {ServerHandshake} from '../dtls/server.js'
 import {describeSuite} from '../dtls/suites.js'
@@ -40,7 +40,11 @@ export interface Peer {
 /** What the listener offers a link. */
 export interface DatagramPort {
   send(peer: Peer, pieces: Buffer[]): boolean
-  bindPeer(link: DtlsLink, peer: Peer): void
+  /**
+   * Routes `peer`'s records to `link`. `isOnly` (after an authenticated record or handshake):
+   * the link's other addresses are forgotten, so a later client there is not sent to it.
+   */
+  bindPeer(link: DtlsLink, peer: Peer, isOnly?: boolean): void
   drop(code: string, peer: Peer, detail?: string): void
   /** The fd and address a native batch is sent to; undefined: send through `send`. */
   batchTarget?(peer: Peer): BatchTarget | undefined
@@ -76,16 +80,24 @@ export class DtlsLink {
   private lastHandshakeAt = 0
   private isClosed = false
   private readonly ticker: NodeJS.Timeout
-  /** Largest IP packet sent over DTLS; larger ones go over CSTP. */
-  readonly mtu: number
+  /**
+   * Largest IP packet sent over DTLS; larger ones go over CSTP. The offer's until a handshake
+   * ends, then what the chosen suite's overhead leaves (never more than the offer's, which
+   * sized the TUN and the client's tunnel).
+   */
+  private dataMtu: number
 
   constructor(private readonly o: DtlsLinkOptions) {
     this.id = o.offer.agreement.id
-    this.mtu = o.offer.mtu
+    this.dataMtu = o.offer.mtu
     o.session.dtls = undefined
     const tickMs = o.tickMs ?? Math.min(10_000, Math.max(500, (o.dpd * 1000) / 3))
     this.ticker = setInterval(() => this.onTick(), tickMs)
     this.ticker.unref()
+  }
+
+  get mtu(): number {
+    return this.dataMtu
   }
 
   /** True while outbound packets go over DTLS. */
@@ -135,9 +147,12 @@ export class DtlsLink {
         return
       }
 
-      this.lastHandshakeAt = now
+      // A hello that does not parse costs no rate slot and claims no address.
       const hs = new ServerHandshake(this.o.offer.agreement, hello, msg)
+      this.lastHandshakeAt = now
       this.pending = {hs, peer}
+      // Beside the current address, not instead: a hello proves nothing yet (its App-ID is
+      // sent in clear), so the running channel keeps its route until the handshake finishes.
       this.o.port.bindPeer(this, peer)
       this.o.log.debug('dtls handshake', {remote: `${peer.address}:${peer.port}`, suite: hs.suite.label})
       this.sendAll(peer, hs.flight)
@@ -166,11 +181,13 @@ export class DtlsLink {
     this.current = {channel, peer}
     this.done = this.pending
     this.pending = undefined
-    this.o.port.bindPeer(this, peer)
+    this.o.port.bindPeer(this, peer, true)
     // A finished handshake is traffic: the DPD clock starts over for the new keys.
     this.lastRx = Date.now()
     this.dpdSentAt = 0
     this.setActive(true)
+    const {baseMtu, remoteIsIpv6} = this.o.offer.link
+    this.dataMtu = Math.min(this.o.offer.mtu, dtlsDataMtu(baseMtu, remoteIsIpv6, hs.suite))
     const cipher = describeSuite(hs.suite, hs.version)
     const remote = `${peer.address}:${peer.port}`
     this.o.session.dtls = {isUp: true, cipher, remote, mode: hs.isResumption ? 'resumption' : 'psk', since: new Date()}
@@ -207,7 +224,7 @@ export class DtlsLink {
     if (peer.key !== cur.peer.key) {
       this.o.log.info('dtls peer moved', {from: `${cur.peer.address}:${cur.peer.port}`, remote: `${peer.address}:${peer.port}`})
       cur.peer = peer
-      this.o.port.bindPeer(this, peer)
+      this.o.port.bindPeer(this, peer, true)
       if (this.o.session.dtls) this.o.session.dtls.remote = `${peer.address}:${peer.port}`
     }
 

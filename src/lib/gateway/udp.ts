@@ -76,7 +76,15 @@ export class DtlsListener implements DatagramPort {
     link.peerKeys.clear()
   }
 
-  bindPeer(link: DtlsLink, peer: Peer) {
+  bindPeer(link: DtlsLink, peer: Peer, isOnly = false) {
+    if (isOnly) {
+      for (const key of link.peerKeys) if (key !== peer.key && this.byPeer.get(key) === link) this.byPeer.delete(key)
+      link.peerKeys.clear()
+    }
+
+    // An address another link held (a client that left it) now belongs to this one alone.
+    const previous = this.byPeer.get(peer.key)
+    if (previous && previous !== link) previous.peerKeys.delete(peer.key)
     this.byPeer.set(peer.key, link)
     link.peerKeys.add(peer.key)
   }

@@ -13,6 +13,9 @@ import {noopLogger} from '../../../src/lib/log/logger.js'
 import {Session} from '../../../src/lib/session/store.js'
 import {createMemoryTun} from '../../../src/lib/tun/memory.js'
 import {PSK_SUITE_IDS} from '../../../src/lib/dtls/suites.js'
+import {ClientHandshake} from '../../../src/lib/dtls/client.js'
+import {ContentType} from '../../../src/lib/dtls/constants.js'
+import {parseRecords} from '../../../src/lib/dtls/record.js'
 import {hex, loadVectors} from '../dtls/vectors.js'
 
 const vector = loadVectors().find((v) => v.file === 'psk-negotiate-tls12-aes256gcm.json')
@@ -33,6 +36,7 @@ describe('DtlsListener', () => {
         headers: [],
         mtu: 1400,
         choice: 'PSK-NEGOTIATE',
+        link: {baseMtu: 1500, remoteIsIpv6: false},
       },
       session,
       tun: createMemoryTun('mem0', 32),
@@ -101,6 +105,70 @@ describe('DtlsListener', () => {
     const sh = await answer
     assert.equal(sh[0], 22)
     assert.equal(sh[13], 2, 'a ServerHello')
+  })
+
+  it('sizes the DTLS MTU by the suite the PSK handshake picked, not the estimate in the offer', async () => {
+    // The offer assumed ChaCha20 (29 bytes of overhead): 1500 - 20 - 8 - 29 - 1 = 1442. The
+    // client's first suite is AES-256-GCM (37 bytes), which leaves 1434.
+    const psk = crypto.randomBytes(32)
+    const appId = crypto.randomBytes(32)
+    const s2 = new Session('bob', undefined, '127.0.0.1', 'test', Buffer.alloc(32))
+    const link2 = new DtlsLink({
+      offer: {
+        agreement: {mode: 'psk', id: appId, psk, suites: PSK_SUITE_IDS},
+        headers: [],
+        mtu: 1442,
+        choice: 'PSK-NEGOTIATE',
+        link: {baseMtu: 1500, remoteIsIpv6: false},
+      },
+      session: s2,
+      tun: createMemoryTun('mem1', 32),
+      port: listener,
+      log: noopLogger,
+      dpd: 30,
+    })
+    listener.add(link2)
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r))
+    try {
+      const hs = new ClientHandshake({mode: 'psk', appId, psk})
+      const up = new Promise<NonNullable<ReturnType<ClientHandshake['onRecords']>['channel']>>((resolve) => {
+        peer.on('message', (d) => {
+          const step = hs.onRecords(parseRecords(d))
+          for (const out of step.send) peer.send(out, listener.port, '127.0.0.1')
+          if (step.channel) resolve(step.channel)
+        })
+      })
+      assert.equal(link2.mtu, 1442)
+      for (const out of hs.flight) peer.send(out, listener.port, '127.0.0.1')
+      const channel = await up
+      const end = Date.now() + 2000
+      while (!s2.dtls?.isUp && Date.now() < end) await settle()
+      assert.equal(s2.dtls?.cipher, 'DTLS1.2 PSK-AES-256-GCM')
+      assert.equal(link2.mtu, 1434)
+
+      // The client moves to another port: its first authenticated record moves the session,
+      // and its old address is no longer routed to it (a garbage record from there is from
+      // an unknown peer, not a bad MAC on this session).
+      const moved = dgram.createSocket('udp4')
+      await new Promise<void>((r) => moved.bind(0, '127.0.0.1', r))
+      try {
+        const keepalive = channel.seal(ContentType.ApplicationData, Buffer.from([0x07]))
+        await new Promise<void>((r) => moved.send(keepalive, listener.port, '127.0.0.1', () => r()))
+        await settle()
+        assert.equal(s2.dtls?.remote, `127.0.0.1:${moved.address().port}`)
+        const [unknownBefore, macBefore] = [count('DTLS_UNKNOWN_PEER'), count('DTLS_BAD_MAC')]
+        const junk = record(23, 0xfefd, 1, 99, crypto.randomBytes(60))
+        await new Promise<void>((r) => peer.send(junk, listener.port, '127.0.0.1', () => r()))
+        await settle()
+        assert.deepEqual([count('DTLS_UNKNOWN_PEER'), count('DTLS_BAD_MAC')], [unknownBefore + 1, macBefore])
+      } finally {
+        moved.close()
+      }
+    } finally {
+      listener.remove(link2)
+      peer.close()
+    }
   })
 
   it('drops a forged client Finished (DTLS_BAD_MAC) and makes no channel', async () => {
