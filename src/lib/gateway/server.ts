@@ -60,12 +60,29 @@ export interface GatewayOptions {
   recorder?: ExchangeRecorder
 }
 
+const EMPTY_HTML = {type: 'text/html', body: '<html></html>\n'}
+const EMPTY_MANIFEST = {type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?>\n<vpn rev="1.0">\n</vpn>\n'}
+
+/**
+ * What Cisco Secure Client's downloader asks for around a login, answered as ocserv answers it
+ * (auth-and-cstp.md §2.16): empty pages and manifests, so it finds nothing to install or update
+ * and goes on to the tunnel. Any other path gets 404 and keeps the connection (ocserv's close
+ * on an unexpected URL is what broke Cisco clients on its /+CSCOT+/ paths).
+ */
 const STATIC_PAGES: Record<string, {type: string; body: string}> = {
-  '/logout': {type: 'text/html', body: '<html></html>\n'},
-  '/1/index.html': {type: 'text/html', body: '<html></html>\n'},
-  '/1/VPNManifest.xml': {type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?>\n<vpn rev="1.0">\n</vpn>\n'},
-  '/VPNManifest.xml': {type: 'text/xml', body: '<?xml version="1.0" encoding="UTF-8"?>\n<vpn rev="1.0">\n</vpn>\n'},
+  '/logout': EMPTY_HTML,
+  '/1/index.html': EMPTY_HTML,
+  '/1/Linux': EMPTY_HTML,
+  '/1/Linux_64': EMPTY_HTML,
+  '/1/Windows': EMPTY_HTML,
+  '/1/Windows_ARM64': EMPTY_HTML,
+  '/1/Darwin_i386': EMPTY_HTML,
+  '/1/VPNManifest.xml': EMPTY_MANIFEST,
+  '/VPNManifest.xml': EMPTY_MANIFEST,
+  '/+CSCOT+/': EMPTY_MANIFEST,
   '/1/binaries/update.txt': {type: 'text/xml', body: '0,0,0000\n'},
+  // A downloader stub that installs nothing and succeeds.
+  '/1/binaries/vpndownloader.sh': {type: 'application/x-shellscript', body: '#!/bin/sh\nexit 0\n'},
 }
 
 const MAX_REQUESTS_PER_CONNECTION = 32

@@ -179,6 +179,24 @@ describe('Gateway', () => {
     again.c.socket.destroy()
   })
 
+  it("serves the downloader's pages as ocserv does, and 404 for others on the same connection", async () => {
+    const c = new Client()
+    const get = async (path: string, until: RegExp) => {
+      c.socket.write(`GET ${path} HTTP/1.1\r\nHost: gw\r\n\r\n`)
+      c.data = Buffer.alloc(0)
+      return c.waitFor(until)
+    }
+
+    assert.match(await get('/1/Windows', /<\/html>\n$/), /^HTTP\/1.1 200 [\s\S]*Content-Type: text\/html/)
+    assert.match(await get('/+CSCOT+/', /<\/vpn>\n$/), /^HTTP\/1.1 200 [\s\S]*<vpn rev="1.0">/)
+    assert.match(await get('/1/binaries/vpndownloader.sh', /exit 0\n$/), /Content-Type: application\/x-shellscript/)
+    const missing = await get('/+CSCOT+/translation-table?type=po&textdomain=AnyConnect&lang=en-us', /\r\n\r\n/)
+    assert.match(missing, /^HTTP\/1.1 404 /)
+    // Still open: a Cisco client goes on to log in on it
+    assert.match(await c.request('POST', '/', loginBody('secret')), /Set-Cookie: webvpn=/)
+    c.socket.destroy()
+  })
+
   it('answers 401 for an unknown cookie and 503 for none', async () => {
     const bad = await connect(Buffer.alloc(32).toString('base64'))
     assert.match(bad.head, /^HTTP\/1.1 401 Cookie is not acceptable/)
