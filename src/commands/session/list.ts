@@ -1,10 +1,13 @@
 import chalk from 'chalk'
 
 import {BaseCommand} from '../../lib/cli/base-command.js'
-import {alignRows, controlClient, controlFlags, humanAge, humanBytes} from '../../lib/cli/control-flags.js'
+import {controlClient, controlFlags, fitTable, humanAge, humanBytes} from '../../lib/cli/control-flags.js'
 import type {SessionInfo} from '../../lib/control/protocol.js'
 
 const MAX_USER_WIDTH = 12
+const DEFAULT_WIDTH = 80
+/** The columns given up first when the table is too wide, by header. */
+const DROP_ORDER = ['AGE', 'OUT', 'IN', 'REMOTE']
 
 export default class SessionList extends BaseCommand {
   static override description = `Lists the sessions of a running serve, with their VPN address, \
@@ -51,9 +54,13 @@ its cookie still allows a reconnect. --json prints every field, as \`session sho
       humanBytes(s.bytesOut),
       s.state === 'connected' ? (s.dtls ? 'dtls' : 'tls') : 'idle',
     ])
-    const [head, ...lines] = alignRows([header, ...rows])
+    // A terminal's own width, else 80: long IPv6 addresses would push the table past it.
+    const width = process.stdout.isTTY && process.stdout.columns > 0 ? process.stdout.columns : DEFAULT_WIDTH
+    const {lines, dropped} = fitTable([header, ...rows], width, DROP_ORDER)
+    const [head, ...body] = lines
     this.log(chalk.bold(head))
-    for (const line of lines) this.log(line)
+    for (const line of body) this.log(line)
+    if (dropped.length > 0) this.log(chalk.dim(`(${dropped.join(', ')} left out to fit ${width} columns; --json or session show ID has every field)`))
   }
 }
 

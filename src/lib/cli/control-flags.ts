@@ -63,3 +63,25 @@ export function alignRows(rows: string[][]): string[] {
       .trimEnd(),
   )
 }
+
+/**
+ * `alignRows` within `width` columns: drops whole columns, in `dropOrder` (by header, the
+ * first row), until the lines fit, rather than cutting values such as addresses short. Returns
+ * the lines and the headers left out.
+ */
+export function fitTable(rows: string[][], width: number, dropOrder: string[]): {lines: string[]; dropped: string[]} {
+  let table = rows
+  const dropped: string[] = []
+  const widest = (lines: string[]) => Math.max(...lines.map((l) => l.length))
+  let lines = alignRows(table)
+  for (const name of dropOrder) {
+    if (widest(lines) <= width) break
+    const i = table[0].indexOf(name)
+    if (i < 0) continue
+    table = table.map((r) => r.filter((_, j) => j !== i))
+    dropped.push(name)
+    lines = alignRows(table)
+  }
+
+  return {lines, dropped}
+}
