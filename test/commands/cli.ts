@@ -113,7 +113,10 @@ export function runInTerminal(
   child.stdout.on('data', (b) => {
     stdout += b
     const next = answers[answered]
-    if (next && next[0].test(stdout.slice(stdout.lastIndexOf('?')))) {
+    // The newest prompt ("? Question"), read without the terminal's escape sequences, whose
+    // own "?" (as in ESC[?25l) would otherwise look like a prompt's start.
+    const plain = stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '')
+    if (next && next[0].test(plain.slice(plain.lastIndexOf('? ')))) {
       answered++
       child.stdin.write(`${next[1]}\r`)
     }

@@ -40,6 +40,8 @@ describe('anygate session, ban and status with no serve running', () => {
     const r = await runCli(['session', 'list', '--json', '--control-socket', file])
     assertCleanFailure(r, /not running: nothing answers on .*stale\.sock/)
     oneLine(r.stderr)
+    // --json: the failure is JSON on stdout as well
+    assert.equal(JSON.parse(r.stdout).error.code, 'CONTROL_NOT_RUNNING')
   })
 
   it('uses $ANYGATE_STATE_DIR for the default socket', async () => {

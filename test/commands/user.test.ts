@@ -61,6 +61,7 @@ describe('anygate user add', () => {
     )
     assert.equal(ok.code, 0, ok.stdout)
     assert.doesNotMatch(ok.stdout, /typed-pw/, 'the password is not echoed')
+    assert.doesNotMatch(ok.stdout, /\*{3}/, 'nor its length, as stars')
     assert.equal(verifyPassword('typed-pw', readUsersFile(file).get('tina')!.hash), true)
 
     const bad = await runInTerminal(

@@ -86,7 +86,8 @@ stay in the file untouched.`
     if (users.length > 0) this.log(chalk.bold(line(header)))
     for (const r of rows) this.log(line(r))
     for (const p of problems)
-      this.logToStderr(chalk.yellow(`warning: ${file} line ${p.line}: ${p.reason}`))
+      // process.stderr: oclif's logToStderr is silent under --json, and a script must see these
+      process.stderr.write(chalk.yellow(`warning: ${file} line ${p.line}: ${p.reason}`) + '\n')
   }
 }
 

@@ -28,6 +28,8 @@ export abstract class BaseCommand extends Command {
       // must still learn why the command failed.
       process.stderr.write(`Error: ${err.message}\n`)
       for (const s of suggestions) process.stderr.write(`  ${s}\n`)
+      // A script reading --json output gets the failure as JSON too, not an empty stdout.
+      if (this.jsonEnabled()) this.logJson({error: {code: err.code, message: err.message, suggestions}})
       this.exit(err instanceof ConfigError ? 2 : 1)
     }
 

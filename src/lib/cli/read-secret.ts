@@ -94,8 +94,8 @@ async function promptTwice(
 
   const context = {input, output: process.stderr}
   try {
-    const first = await password({message: `New ${req.what}:`, mask: '*'}, context)
-    const second = await password({message: `Repeat the ${req.what}:`, mask: '*'}, context)
+    const first = await password({message: `New ${req.what}:`}, context)
+    const second = await password({message: `Repeat the ${req.what}:`}, context)
     if (first !== second)
       throw configError('SECRET_MISMATCH', `the two entries of the ${req.what} differ`)
     return first
