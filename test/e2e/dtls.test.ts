@@ -8,6 +8,8 @@ import {writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {after, before, describe, it} from 'node:test'
 
+import {ensureBuilt, runCli} from '../commands/cli.js'
+import type {SessionInfo} from '../../src/lib/control/protocol.js'
 import {startAnygate} from './harness/anygate.js'
 import {type TestNet, createTestNet} from './harness/netns.js'
 import type {GatewayHandle} from './harness/ocserv.js'
@@ -30,6 +32,7 @@ const MODES: {name: string; args: string[]; cipher: RegExp; server: RegExp}[] = 
   {name: 'X-DTLS12 AES128-GCM-SHA256', args: ['--dtls12-ciphers=AES128-GCM-SHA256'], cipher: /\(DTLS1\.2\)-\(RSA\)-\(AES-128-GCM\)/, server: /RSA-AES-128-GCM/},
   {name: 'X-DTLS12 AES256-SHA', args: ['--dtls12-ciphers=AES256-SHA'], cipher: /\(DTLS1\.2\)-\(RSA\)-\(AES-256-CBC\)-\(SHA1\)/, server: /DTLS1\.2 RSA-AES-256-CBC-SHA1/},
   {name: 'OC-DTLS1_2-AES128-GCM', args: ['--dtls-ciphers=OC-DTLS1_2-AES128-GCM'], cipher: /\(DTLS1\.2\)-\(RSA\)-\(AES-128-GCM\)/, server: /RSA-AES-128-GCM/},
+  {name: 'OC-DTLS1_2-AES256-GCM', args: ['--dtls-ciphers=OC-DTLS1_2-AES256-GCM'], cipher: /\(DTLS1\.2\)-\(RSA\)-\(AES-256-GCM\)/, server: /RSA-AES-256-GCM/},
   {name: 'DTLS 0.9 AES128-SHA', args: ['--dtls-ciphers=AES128-SHA'], cipher: /\(DTLS0\.9\)-\(RSA\)-\(AES-128-CBC\)-\(SHA1\)/, server: /DTLS0\.9 RSA-AES-128-CBC-SHA1/},
   {name: 'DTLS 0.9 AES256-SHA', args: ['--dtls-ciphers=AES256-SHA'], cipher: /\(DTLS0\.9\)-\(RSA\)-\(AES-256-CBC\)-\(SHA1\)/, server: /DTLS0\.9 RSA-AES-256-CBC-SHA1/},
 ]
@@ -38,9 +41,13 @@ describe('anygate DTLS with openconnect', {skip}, () => {
   let net: TestNet
   let gw: GatewayHandle
 
+  let stateDir: string
+
   before(async () => {
+    ensureBuilt()
     net = await createTestNet()
     gw = await startAnygate(net, {dtls: true, users: [{name: 'alice', password: 'correct horse'}]})
+    stateDir = join(net.dir, 'anygate', 'state')
   })
 
   after(async () => {
@@ -76,18 +83,27 @@ describe('anygate DTLS with openconnect', {skip}, () => {
       const ping = await net.exec(net.client, 'ping', ['-c', '3', '-W', '2', '-I', tunnel.tunDev, gw.tunnelAddress])
       assert.match(ping.stdout, /3 received/)
 
-      // iperf3 on the first two modes only: the path is the same code for every suite
-      if (i < 2 || mode.name.includes('0.9 AES128')) {
-        const port = String(5300 + i)
-        const server = net.spawn(net.server, 'iperf3', ['-s', '-B', gw.tunnelAddress, '-p', port])
-        await net.waitForPort(net.server, Number(port))
-        for (const reverse of [false, true]) {
-          const args = ['-c', gw.tunnelAddress, '-p', port, '-t', '2', '-J', ...(reverse ? ['-R'] : [])]
-          const r = await net.exec(net.client, 'iperf3', args, {timeoutMs: 30_000})
-          const bytes = JSON.parse(r.stdout).end.sum_received.bytes as number
-          assert.ok(bytes > 5_000_000, `iperf3 ${reverse ? 'down' : 'up'} moved only ${bytes} bytes`)
-        }
+      // The control socket reports the session's DTLS as up, with the cipher
+      const listed = await runCli(['session', 'list', '--json', '--state-dir', stateDir])
+      assert.equal(listed.code, 0, listed.stderr)
+      const mine = (JSON.parse(listed.stdout) as SessionInfo[]).find((s) => s.state === 'connected' && s.ipv4 === tunnel.address)
+      assert.equal(mine?.dtls, true, listed.stdout)
+      assert.match(mine?.dtlsCipher ?? '', mode.server)
 
+      // iperf3 on every mode: AES-GCM goes through the native path, CBC and DTLS 0.9 through
+      // node:crypto, and each direction counts.
+      // One server per run (-1), so a run never meets a server still closing the last one.
+      for (const [j, reverse] of [false, true].entries()) {
+        const port = String(5300 + 2 * i + j)
+        const server = net.spawn(net.server, 'iperf3', ['-s', '-1', '-B', gw.tunnelAddress, '-p', port])
+        after(() => server.stop())
+        await net.waitForPort(net.server, Number(port))
+        const args = ['-c', gw.tunnelAddress, '-p', port, '-t', '2', '-J', ...(reverse ? ['-R'] : [])]
+        const r = await net.exec(net.client, 'iperf3', args, {timeoutMs: 30_000})
+        const result = JSON.parse(r.stdout) as {error?: string; end: {sum_received?: {bytes: number}}}
+        assert.equal(result.error, undefined, `iperf3 ${reverse ? '-R ' : ''}failed: ${result.error}`)
+        const bytes = result.end.sum_received?.bytes ?? 0
+        assert.ok(bytes > 5_000_000, `iperf3 ${reverse ? 'down' : 'up'} moved only ${bytes} bytes`)
         await server.stop()
       }
 
@@ -130,6 +146,44 @@ describe('anygate DTLS with openconnect', {skip}, () => {
     assert.match(gw.log(), /dtls peer moved/)
     assert.doesNotMatch(oc.log(), /DTLS Dead Peer|Failed to reconnect/)
     await oc.stop()
+  })
+})
+
+describe('anygate DTLS 0.9 DES-CBC3-SHA, only when the config names it', {skip}, () => {
+  let net: TestNet
+
+  before(async () => {
+    net = await createTestNet()
+  })
+
+  after(async () => {
+    await net?.destroy()
+  })
+
+  it('offers no DTLS for DES-CBC3-SHA by default, and establishes it once dtls-ciphers lists it', async () => {
+    const users = [{name: 'alice', password: 'correct horse'}]
+    const des = ['-v', '--dtls-ciphers=DES-CBC3-SHA']
+    const refusing = await startAnygate(net, {dtls: true, users})
+    const oc1 = await startOpenconnect(net, {url: refusing.url, user: 'alice', password: 'correct horse', servercert: refusing.servercert, extraArgs: des})
+    after(() => oc1.stop())
+    await oc1.waitForConnected(20_000)
+    await waitFor('openconnect to settle on CSTP', () => /DTLS disabled|No DTLS address|Server offered no DTLS/.test(oc1.log()))
+    assert.doesNotMatch(oc1.log(), /Established DTLS connection/)
+    assert.doesNotMatch(refusing.log(), /dtls up /)
+    await oc1.stop()
+    await refusing.stop()
+
+    const allowing = await startAnygate(net, {dtls: true, users, extraArgs: ['--dtls-ciphers', 'PSK-NEGOTIATE:AES128-SHA:DES-CBC3-SHA']})
+    const oc2 = await startOpenconnect(net, {url: allowing.url, user: 'alice', password: 'correct horse', servercert: allowing.servercert, extraArgs: des})
+    after(() => oc2.stop())
+    const tunnel = await oc2.waitForConnected(20_000)
+    await waitFor('Established DTLS connection', () => /Established DTLS connection/.test(oc2.log()))
+    assert.match(oc2.log(), /Established DTLS connection.*\(DTLS0\.9\)-\(RSA\)-\(3DES-CBC\)-\(SHA1\)/)
+    assert.match(oc2.log(), /X-DTLS-MTU: 1422/)
+    const ping = await net.exec(net.client, 'ping', ['-c', '3', '-W', '2', '-I', tunnel.tunDev, allowing.tunnelAddress])
+    assert.match(ping.stdout, /3 received/)
+    assert.match(allowing.log(), /dtls up .*DTLS0\.9 RSA-3DES-CBC-SHA1/)
+    await oc2.stop()
   })
 })
 
