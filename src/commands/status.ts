@@ -35,6 +35,7 @@ no serve answers.`
       ['ipv4 pool', poolText(st.pools.ipv4)],
       ['ipv6 pool', st.pools.ipv6 ? poolText(st.pools.ipv6) : '-'],
       ['bans', `${st.bans.banned} banned, ${st.bans.scored} scored for failed logins`],
+      ['dtls drops', st.dtls ? dropsText(st.dtls) : 'dtls off'],
     ]
     for (const line of alignRows(rows)) this.log(line)
     return st
@@ -43,4 +44,12 @@ no serve answers.`
 
 function poolText(p: PoolUse): string {
   return `${p.cidr}: ${p.used} of ${p.size} addresses leased`
+}
+
+function dropsText(d: NonNullable<StatusInfo['dtls']>): string {
+  const codes = Object.entries(d.drops).sort(([, a], [, b]) => b - a)
+  const total = codes.reduce((n, [, c]) => n + c, 0)
+  const detail = codes.map(([code, n]) => `${code.replace(/^DTLS_/, '').toLowerCase()} ${n}`).join(', ')
+  const sends = d.sendDropped > 0 ? `; ${d.sendDropped} sends dropped (queue full)` : ''
+  return `${total} datagrams${detail ? ` (${detail})` : ''}${sends}`
 }

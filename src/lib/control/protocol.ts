@@ -64,6 +64,11 @@ export interface StatusInfo {
   pools: {ipv4: PoolUse; ipv6: PoolUse | null}
   /** Addresses with a failed-login score, and how many of them are banned. */
   bans: {scored: number; banned: number}
+  /**
+   * The DTLS port's dropped datagrams since start, by code (`DTLS_BAD_MAC`, `DTLS_REPLAYED`, …),
+   * and outbound packets dropped because the socket's queue was full; null with DTLS off.
+   */
+  dtls: {drops: Record<string, number>; sendDropped: number} | null
 }
 
 /** One address of `GET /v1/bans`: its failed-login score and whether it is banned. */

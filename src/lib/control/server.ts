@@ -38,6 +38,7 @@ export interface ControlTarget {
   readonly pool6?: AddressPool
   readonly startedAt: Date
   readonly bans: {list(): BanInfo[]; remove(address: string): boolean}
+  readonly udp?: {dropCounts(): Record<string, number>; sendDropped: number}
   disconnect(session: Session, reason?: string): void
 }
 
@@ -204,6 +205,7 @@ export class ControlServer {
       sessions: {total: sessions.length, connected: sessions.filter((s) => s.tunnel).length},
       pools: {ipv4: poolUse(g.pool4), ipv6: g.pool6 ? poolUse(g.pool6) : null},
       bans: {scored: bans.length, banned: bans.filter((b) => b.banned).length},
+      dtls: g.udp ? {drops: g.udp.dropCounts(), sendDropped: g.udp.sendDropped} : null,
     }
   }
 

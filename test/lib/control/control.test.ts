@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import {spawnSync} from 'node:child_process'
+import dgram from 'node:dgram'
 import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
@@ -130,6 +131,20 @@ describe('ControlServer and ControlClient', () => {
     assert.deepEqual(st.listen, [{transport: 'tcp', host: '127.0.0.1', port}])
     assert.deepEqual(st.pools.ipv4, {cidr: '198.19.10.0/24', used: 0, size: 253})
     assert.equal(st.pools.ipv6, null)
+    assert.deepEqual(st.dtls, {drops: {}, sendDropped: 0})
+  })
+
+  it('counts datagrams the DTLS port dropped, by code', async () => {
+    const udp = dgram.createSocket('udp4')
+    try {
+      const junk = Buffer.from('17fefd000100000000000100', 'hex') // a record header cut short
+      await new Promise<void>((r) => udp.send(junk, gateway.udp!.port, '127.0.0.1', () => r()))
+      const end = Date.now() + 2000
+      while (!(await client.status()).dtls?.drops.DTLS_RECORD_TOO_SHORT && Date.now() < end) await new Promise((r) => setTimeout(r, 20))
+      assert.equal((await client.status()).dtls?.drops.DTLS_RECORD_TOO_SHORT, 1)
+    } finally {
+      udp.close()
+    }
   })
 
   it('lists a tunnel with its address and counts its packets both ways', async () => {
