@@ -4,7 +4,7 @@
  * case-sensitively and needs `X-CSTP-MTU` (§3.3), so names are spelled exactly as below.
  */
 import {CSTP_HEADER_LEN} from './constants.js'
-import {type Cidr, cstpRoute, dottedMask, isDefaultRoute} from '../config/ip.js'
+import {type Cidr, bigIntToAddress, cstpRoute, dottedMask, isDefaultRoute} from '../config/ip.js'
 
 export const CISCO_COPYRIGHT = 'Copyright (c) 2004 Cisco Systems, Inc.'
 
@@ -150,7 +150,11 @@ export function buildConnectResponse(req: TunnelRequest, g: TunnelGrant): string
   const v6 = g.ipv6 && req.fullIpv6 ? g.ipv6 : undefined
   if (v6) h.push(['X-CSTP-Address-IP6', `${v6.address}/${v6.pool.prefix}`])
   if (g.ipv6 && !req.fullIpv6) {
-    h.push(['X-CSTP-Address', g.ipv6.address], ['X-CSTP-Netmask', `${g.ipv6.address}/${g.ipv6.pool.prefix}`])
+    // The network, not the host, before the prefix: what ocserv sends a client without full
+    // IPv6 capability (auth-and-cstp.md §3.6), proven with Cisco clients; openconnect always
+    // claims the capability and takes X-CSTP-Address-IP6 instead.
+    const net6 = bigIntToAddress(g.ipv6.pool.network, 6)
+    h.push(['X-CSTP-Address', g.ipv6.address], ['X-CSTP-Netmask', `${net6}/${g.ipv6.pool.prefix}`])
   }
 
   // DNS: Cisco clients take IPv6 servers only in X-CSTP-DNS-IP6 (§3.4)

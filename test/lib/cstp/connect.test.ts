@@ -123,6 +123,15 @@ describe('CONNECT exchange', () => {
     assert.ok(headerLines(oc).includes('X-CSTP-DNS: 2001:2::1'))
   })
 
+  it('gives a client without full IPv6 capability its address with the network and prefix, as ocserv', () => {
+    const v6 = {...grant, ipv4: undefined, ipv6: {address: '2001:2::2a', pool: parseCidr('2001:2::/64')}}
+    const req = parseTunnelRequest({...openconnectHeaders, 'x-cstp-full-ipv6-capability': undefined, 'x-cstp-address-type': 'IPv6'})
+    const lines = headerLines(buildConnectResponse(req, v6))
+    assert.ok(lines.includes('X-CSTP-Address: 2001:2::2a'), lines.join('\n'))
+    assert.ok(lines.includes('X-CSTP-Netmask: 2001:2::/64'), lines.join('\n'))
+    assert.ok(!lines.some((l) => l.startsWith('X-CSTP-Address-IP6')))
+  })
+
   it('sends no split routes and tunnels all DNS for a full tunnel', () => {
     const text = buildConnectResponse(parseTunnelRequest(openconnectHeaders), {...grant, routes: []})
     assert.ok(!text.includes('Split-Include'))
