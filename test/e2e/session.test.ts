@@ -231,6 +231,8 @@ describe('anygate session and status against a running serve', {skip}, () => {
     assert.deepEqual(await serverTuns(), [])
     const eb = await Promise.race([bob.oc.exited, sleep(10_000).then(() => undefined)])
     assert.ok(eb, 'bob did not exit')
+    // Told by a CSTP DISCONNECT, not left to find a dead connection
+    assert.match(bob.oc.log(), /Received server disconnect/)
     assert.equal(existsSync(socket), false, 'control socket left behind')
 
     const r = await cli('status')
