@@ -23,5 +23,17 @@
         },
       },
     },
+    {
+      'target_name': 'crypt',
+      'sources': ['native/crypt.c'],
+      'defines': ['NAPI_VERSION=8'],
+      'libraries': ['-lcrypt'],
+      'configurations': {
+        'Release': {
+          'cflags!': ['-O3'],
+          'cflags': ['-O2'],
+        },
+      },
+    },
   ],
 }

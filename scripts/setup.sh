@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(openconnect ocserv iperf3 iproute2 iputils-ping openssl ca-certificates libssl-dev)
+packages=(openconnect ocserv iperf3 iproute2 iputils-ping openssl ca-certificates libssl-dev libcrypt-dev)
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 

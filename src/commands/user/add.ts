@@ -21,7 +21,7 @@ export default class UserAdd extends BaseCommand {
 
   static override description = `Appends NAME:GROUPS:HASH to the users file, in the format \
 ocserv's ocpasswd writes, so the same file works with ocserv and with anygate serve. The \
-password is hashed with SHA-512 crypt ($6$) unless --hash says otherwise. Hashes read: $6$, $5$ and $1$ (what ocpasswd writes); yescrypt, bcrypt, scrypt and DES-crypt entries, which ocserv takes through the system's crypt(3), are kept in the file but cannot log in to anygate serve.
+password is hashed with SHA-512 crypt ($6$) unless --hash says otherwise. Hashes read: $6$, $5$ and $1$ (what ocpasswd writes); yescrypt, bcrypt, scrypt, DES-crypt and the other schemes ocserv takes through the system's crypt(3) are checked through the same crypt(3).
 
 Without --password-stdin the password is asked twice on the terminal; without a terminal the \
 command fails instead of waiting. The file is created (mode 0600) if missing, locked while it is \

@@ -10,7 +10,7 @@ export interface UserListItem {
   groups: string[]
   isLocked: boolean
   hasPassword: boolean
-  /** md5-crypt, sha256-crypt, sha512-crypt, or the name of a scheme anygate cannot check. */
+  /** md5-crypt, sha256-crypt, sha512-crypt, a scheme checked through the system crypt(3) (yescrypt, bcrypt, …), or unknown. */
   hashScheme: string | null
   line: number
 }

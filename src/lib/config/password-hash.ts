@@ -5,8 +5,9 @@
  * optional `rounds=N$`. Written: `$6$` by default, `$5$` on request (what ocpasswd 1.1.6 writes).
  * ocserv hands the stored string to the system crypt(), so on Debian it also takes yescrypt
  * (`$y$`), gost-yescrypt (`$gy$`), scrypt (`$7$`), bcrypt (`$2b$`/`$2y$`), SHA-1-crypt (`$sha1$`),
- * Sun MD5 (`$md5`), BSDi (`_`) and traditional DES; those are reported as unsupported and never
- * match here.
+ * Sun MD5 (`$md5`), BSDi (`_`) and traditional DES; anygate checks those through the same
+ * system crypt (`system-crypt.ts`, the native addon) and, where that is missing, reports them
+ * as unsupported and never matches them.
  *
  * These functions are synchronous and take ~10 ms for the default rounds: the serve path runs
  * them in a worker (`password-worker.ts`), the CLI calls them directly.
@@ -14,6 +15,8 @@
 import {createHash, randomInt, timingSafeEqual} from 'node:crypto'
 
 import {encrypt as shaCrypt} from 'unixcrypt'
+
+import {systemCrypt} from './system-crypt.js'
 
 /** The alphabet crypt(3) uses for salts and its own base-64 encoding. */
 const CRYPT_ALPHABET = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz'
@@ -38,9 +41,8 @@ export type HashScheme = (typeof HashScheme)[keyof typeof HashScheme]
 export const WRITABLE_SCHEMES = {sha512: HashScheme.Sha512Crypt, sha256: HashScheme.Sha256Crypt}
 export type WritableScheme = keyof typeof WRITABLE_SCHEMES
 
-// Not yet: yescrypt, bcrypt and the other libxcrypt schemes, so users hashed with them (mkpasswd's
-// default on Debian 12 is yescrypt) can log in to ocserv but not to anygate.
-const KNOWN_UNSUPPORTED: [prefix: string, name: string][] = [
+/** Schemes only the system's crypt(3) checks here, by the prefix of their hashes. */
+const SYSTEM_SCHEMES: [prefix: string, name: string][] = [
   ['$y$', 'yescrypt'],
   ['$gy$', 'gost-yescrypt'],
   ['$7$', 'scrypt'],
@@ -59,7 +61,7 @@ export function describeHash(hash: string): {scheme: HashScheme} | {unsupported:
   if (hash.startsWith('$5$')) return {scheme: HashScheme.Sha256Crypt}
   if (hash.startsWith('$6$')) return {scheme: HashScheme.Sha512Crypt}
 
-  for (const [prefix, name] of KNOWN_UNSUPPORTED) {
+  for (const [prefix, name] of SYSTEM_SCHEMES) {
     if (hash.startsWith(prefix)) return {unsupported: name}
   }
 
@@ -81,23 +83,36 @@ export function hashPassword(password: string, scheme: WritableScheme = 'sha512'
 }
 
 /**
- * True when `password` matches the stored crypt string. Locked (`!…`), empty and unsupported
- * hashes never match. Compares in constant time for equal lengths.
+ * Whether `verifyPassword` can check this hash: one of ours, or a scheme the system's crypt(3)
+ * checks when its addon is loaded.
+ */
+export function isCheckable(hash: string): boolean {
+  const described = describeHash(hash)
+  return 'scheme' in described || (described.unsupported !== 'unknown' && systemCrypt() !== undefined)
+}
+
+/**
+ * True when `password` matches the stored crypt string. Locked (`!…`), empty and unknown hashes
+ * never match, nor do the system's schemes without its crypt. Compares in constant time for
+ * equal lengths.
  */
 export function verifyPassword(password: string, hash: string): boolean {
   const described = describeHash(hash)
-  if (!('scheme' in described)) return false
+  if (!('scheme' in described) && !isCheckable(hash)) return false
+  if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return false
 
-  let computed: string
+  let computed: string | null
   try {
-    computed =
-      described.scheme === HashScheme.Md5Crypt
-        ? md5Crypt(password, hash)
-        : shaCrypt(password, hash.slice(0, hash.lastIndexOf('$')))
+    if (!('scheme' in described)) computed = systemCrypt()!.hash(password, hash)
+    else if (described.scheme === HashScheme.Md5Crypt) computed = md5Crypt(password, hash)
+    else computed = shaCrypt(password, hash.slice(0, hash.lastIndexOf('$')))
   } catch {
-    // unixcrypt throws on a salt outside the crypt alphabet: such a hash matches nothing.
+    // unixcrypt throws on a salt outside the crypt alphabet, the addon on a NUL in the
+    // password: such a check matches nothing.
     return false
   }
+
+  if (computed === null) return false
 
   const a = Buffer.from(computed)
   const b = Buffer.from(hash)

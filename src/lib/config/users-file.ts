@@ -17,7 +17,8 @@ import path from 'node:path'
 
 import {ConfigError, configError, isErrnoException} from '../errors.js'
 import type {Logger} from '../log/logger.js'
-import {describeHash, hashPassword, MAX_PASSWORD_BYTES} from './password-hash.js'
+import {describeHash, hashPassword, isCheckable, MAX_PASSWORD_BYTES} from './password-hash.js'
+import {systemCryptError} from './system-crypt.js'
 import {PasswordVerifier} from './password-worker.js'
 import {commitTmpFile, errText, openExclusive, statOrUndefined, withLockFile} from './safe-write.js'
 
@@ -182,10 +183,13 @@ export class UsersFile {
       first.set(line.name, lineNo)
       const hash = line.hashField.replace(/^!+/, '')
       const described = describeHash(hash)
-      if (hash !== '' && 'unsupported' in described) {
+      if (hash !== '' && 'unsupported' in described && !isCheckable(hash)) {
         problems.push({
           line: lineNo,
-          reason: `user ${line.name} has a ${described.unsupported} hash, which anygate cannot check`,
+          reason:
+            described.unsupported === 'unknown'
+              ? `user ${line.name} has a hash of no scheme anygate knows, so it cannot log in`
+              : `user ${line.name} has a ${described.unsupported} hash, which anygate cannot check without its crypt addon (${systemCryptError() ?? 'not loaded'})`,
         })
       }
     })
@@ -504,7 +508,7 @@ export class UsersDb {
     if (Buffer.byteLength(password) > MAX_PASSWORD_BYTES) return refuse('bad-password')
     if (entry.isLocked) return refuse('locked')
     if (entry.hash === '') return refuse('no-password')
-    if (!('scheme' in describeHash(entry.hash))) return refuse('bad-password')
+    if (!isCheckable(entry.hash)) return refuse('bad-password')
 
     const ok = await this.verifier.verify(password, entry.hash)
     return ok ? {ok: true, groups: [...entry.groups]} : {ok: false, reason: 'bad-password'}

@@ -10,6 +10,7 @@ import {
   HashScheme,
   hashPassword,
   md5Crypt,
+  isCheckable,
   verifyPassword,
 } from '../../../src/lib/config/password-hash.js'
 
@@ -104,6 +105,34 @@ describe('verifyPassword', () => {
       false,
     )
     assert.equal(verifyPassword('pw', '*'), false)
+  })
+})
+
+describe('verifyPassword with the system crypt (native/crypt.c)', () => {
+  // Made with Python's crypt module, another caller of the same libxcrypt: the schemes ocserv
+  // takes through crypt(3) beyond the three anygate computes itself.
+  const vectors: [string, string][] = [
+    ['yescrypt', '$y$j9T$F5Jx5fExrKuPp53xLKQ..1$zwtVrjrUCmXcyLTs6oxLTQlzifSUkF8RHJ./tK5KU79'],
+    ['bcrypt', '$2b$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2'],
+    ['scrypt', '$7$CU..../....abcdefghijklmnop$wOaHrgxgyKv4FQ2e7tZJ6BboaneHJOB6e0NHrTk0.n/'],
+    ['des-crypt', 'abhfCpXqd4GrI'],
+  ]
+
+  for (const [scheme, hash] of vectors) {
+    it(`checks a ${scheme} hash`, () => {
+      assert.deepEqual(describeHash(hash), {unsupported: scheme})
+      assert.equal(isCheckable(hash), true)
+      assert.equal(verifyPassword('correct horse', hash), true)
+      // (DES reads only the first 8 characters, so the difference is early)
+      assert.equal(verifyPassword('Correct horse', hash), false)
+      assert.equal(verifyPassword('correct horse', '!' + hash), false)
+    })
+  }
+
+  it('matches nothing for a password with a NUL or a setting crypt refuses', () => {
+    assert.equal(verifyPassword('correct horse\0', vectors[0][1]), false)
+    assert.equal(verifyPassword('correct horse', '$y$j9T$'), false)
+    assert.equal(isCheckable('$zz$abc$def'), false)
   })
 })
 

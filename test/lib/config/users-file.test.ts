@@ -124,12 +124,11 @@ describe('UsersFile format', () => {
     ])
   })
 
-  it('reports a hash scheme it cannot check, naming it', () => {
-    const [p] = UsersFile.parse('erin:*:$y$j9T$abc$def\n').problems()
-    assert.deepEqual(p, {
-      line: 1,
-      reason: 'user erin has a yescrypt hash, which anygate cannot check',
-    })
+  it('reports a hash of no known scheme, and none for the system-crypt ones it checks', () => {
+    const [p] = UsersFile.parse('erin:*:$zz$abc$def\n').problems()
+    assert.deepEqual(p, {line: 1, reason: 'user erin has a hash of no scheme anygate knows, so it cannot log in'})
+    // yescrypt is checked through the system's crypt (the native addon, built by setup)
+    assert.deepEqual(UsersFile.parse('erin:*:$y$j9T$abc$def\n').problems(), [])
   })
 
   it('adds a user after every other line, untouched, with * for no groups', () => {
@@ -420,8 +419,9 @@ describe('UsersDb', () => {
     `alice:eng,ops:${alice}`,
     `bob:*:!${hashPassword('bob-pw')}`,
     'carol:*:',
-    'dave:*:$y$j9T$abc$def',
+    'dave:*:$zz$abc$def',
     'broken line',
+    'yves:*:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$zwtVrjrUCmXcyLTs6oxLTQlzifSUkF8RHJ./tK5KU79',
     `md5user:vpn:${execFileSync('openssl', ['passwd', '-1', 'md5-pw']).toString().trim()}`,
   ].join('\n')
 
@@ -436,6 +436,9 @@ describe('UsersDb', () => {
       assert.deepEqual(await db.verify('carol', ''), {ok: false, reason: 'no-password'})
       assert.deepEqual(await db.verify('carol', 'anything'), {ok: false, reason: 'no-password'})
       assert.deepEqual(await db.verify('dave', 'x'), {ok: false, reason: 'bad-password'})
+      // yescrypt (Python's crypt made it), checked in the worker through the system's crypt
+      assert.deepEqual(await db.verify('yves', 'correct horse'), {ok: true, groups: []})
+      assert.deepEqual(await db.verify('yves', 'correct horsf'), {ok: false, reason: 'bad-password'})
       assert.deepEqual(await db.verify('nobody', 'x'), {ok: false, reason: 'unknown'})
       assert.deepEqual(await db.verify('alice', 'x'.repeat(1025)), {
         ok: false,
@@ -443,7 +446,7 @@ describe('UsersDb', () => {
       })
       assert.deepEqual(db.groupsOf('alice'), ['eng', 'ops'])
       assert.equal(db.groupsOf('nobody'), undefined)
-      assert.equal(db.size, 5)
+      assert.equal(db.size, 6)
 
       const ignored = lines.filter((l) => l.msg === 'users file line ignored').map((l) => l.line)
       assert.deepEqual(ignored, [4, 5])
@@ -538,7 +541,7 @@ describe('UsersDb', () => {
     try {
       await updateUsersFile(file, (u) => u.add('erin', ['new'], hashPassword('erin-pw')))
       await until(() => lines.some((l) => l.msg === 'users file reloaded'))
-      assert.equal(lines.find((l) => l.msg === 'users file reloaded')?.users, 6)
+      assert.equal(lines.find((l) => l.msg === 'users file reloaded')?.users, 7)
       assert.deepEqual(await db.verify('erin', 'erin-pw'), {ok: true, groups: ['new']})
 
       assert.equal(ocpasswd(file, '-l', 'alice').status, 0)
