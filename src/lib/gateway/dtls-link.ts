@@ -65,11 +65,17 @@ export interface DtlsLinkOptions {
 
 /** New handshakes from one link are started at most this often. */
 const MIN_HANDSHAKE_INTERVAL_MS = 250
+/**
+ * Retransmission of our own non-final flights (RFC 6347 §4.2.4): the first after 1 s, doubled
+ * each time; after the last one the handshake is left to the client, which starts a new one.
+ */
+const RETRANSMIT_FIRST_MS = 1000
+const RETRANSMIT_MAX_TRIES = 5
 
 export class DtlsLink {
   readonly id: Buffer
   readonly peerKeys = new Set<string>()
-  readonly counters = {packetsIn: 0, packetsOut: 0, fellBack: 0, sendDropped: 0}
+  readonly counters = {packetsIn: 0, packetsOut: 0, fellBack: 0, sendDropped: 0, flightsResent: 0}
   private current?: {channel: DtlsChannel; peer: Peer}
   private pending?: {hs: ServerHandshake; peer: Peer}
   private done?: {hs: ServerHandshake; peer: Peer}
@@ -78,6 +84,7 @@ export class DtlsLink {
   private lastRx = Date.now()
   private dpdSentAt = 0
   private lastHandshakeAt = 0
+  private retransmit?: NodeJS.Timeout
   private isClosed = false
   private readonly ticker: NodeJS.Timeout
   /**
@@ -156,6 +163,7 @@ export class DtlsLink {
       this.o.port.bindPeer(this, peer)
       this.o.log.debug('dtls handshake', {remote: `${peer.address}:${peer.port}`, suite: hs.suite.label})
       this.sendAll(peer, hs.flight)
+      this.armRetransmit(hs)
       return
     }
 
@@ -178,6 +186,7 @@ export class DtlsLink {
   }
 
   private promote(hs: ServerHandshake, channel: DtlsChannel, peer: Peer) {
+    this.stopRetransmit()
     this.current = {channel, peer}
     this.done = this.pending
     this.pending = undefined
@@ -322,10 +331,40 @@ export class DtlsLink {
     this.setActive(false)
   }
 
-  // Not yet: a retransmission timer for our own flights; we resend only when the client repeats
-  // its flight (RFC 6347 §4.2.4), so a lost server flight costs one client timeout.
   private sendAll(peer: Peer, datagrams: Buffer[]) {
     for (const d of datagrams) this.o.port.send(peer, [d])
+  }
+
+  /**
+   * Resends the pending handshake's flight until the client answers it (RFC 6347 §4.2.4). Our
+   * first flight is never the last one: after the PSK ServerHelloDone and after the resumption
+   * Finished (the server finishes first, §4) the client still owes its flight, and if that is
+   * lost a client already sending data would wait for a timer we never ran. Our final flight
+   * (the PSK Finished) is only resent when the client repeats its own, from `done`.
+   */
+  private armRetransmit(hs: ServerHandshake) {
+    this.stopRetransmit()
+    const fire = (tries: number) => {
+      const pending = this.pending
+      if (this.isClosed || pending?.hs !== hs || hs.isDone) return
+      this.sendAll(pending.peer, hs.flight)
+      this.counters.flightsResent++
+      if (tries < RETRANSMIT_MAX_TRIES) schedule(tries + 1)
+      else this.retransmit = undefined
+    }
+
+    const schedule = (tries: number) => {
+      const timer = setTimeout(() => fire(tries), RETRANSMIT_FIRST_MS * 2 ** (tries - 1))
+      timer.unref()
+      this.retransmit = timer
+    }
+
+    schedule(1)
+  }
+
+  private stopRetransmit() {
+    clearTimeout(this.retransmit)
+    this.retransmit = undefined
   }
 
   private onTick() {
@@ -358,6 +397,7 @@ export class DtlsLink {
     if (this.isClosed) return
     this.isClosed = true
     clearInterval(this.ticker)
+    this.stopRetransmit()
     if (this.current || this.done) {
       const {packetsIn, packetsOut, fellBack, sendDropped} = this.counters
       this.o.log.info('dtls down', {packetsIn, packetsOut, fellBack, dropped: sendDropped || undefined})

@@ -14,7 +14,7 @@ import {Session} from '../../../src/lib/session/store.js'
 import {createMemoryTun} from '../../../src/lib/tun/memory.js'
 import {PSK_SUITE_IDS} from '../../../src/lib/dtls/suites.js'
 import {ClientHandshake} from '../../../src/lib/dtls/client.js'
-import {ContentType} from '../../../src/lib/dtls/constants.js'
+import {ContentType, DtlsVersion} from '../../../src/lib/dtls/constants.js'
 import {parseRecords} from '../../../src/lib/dtls/record.js'
 import {hex, loadVectors} from '../dtls/vectors.js'
 
@@ -167,6 +167,64 @@ describe('DtlsListener', () => {
       }
     } finally {
       listener.remove(link2)
+      peer.close()
+    }
+  })
+
+  it('resends its resumption flight when the client\'s Finished is lost, until the client answers', async () => {
+    // Resumption: the server finishes first, so when the client's CCS + Finished is lost only
+    // a timer on our side brings the handshake to an end (RFC 6347 §4.2.4).
+    const sessionId = crypto.randomBytes(32)
+    const masterSecret = crypto.randomBytes(48)
+    const s3 = new Session('carol', undefined, '127.0.0.1', 'test', Buffer.alloc(32))
+    const link3 = new DtlsLink({
+      offer: {
+        agreement: {mode: 'resume', id: sessionId, masterSecret, suite: 0x009d, version: DtlsVersion.Dtls12},
+        headers: [],
+        mtu: 1400,
+        choice: 'AES256-GCM-SHA384',
+        link: {baseMtu: 1500, remoteIsIpv6: false},
+      },
+      session: s3,
+      tun: createMemoryTun('mem2', 32),
+      port: listener,
+      log: noopLogger,
+      dpd: 30,
+    })
+    listener.add(link3)
+    const peer = dgram.createSocket('udp4')
+    await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r))
+    try {
+      const hs = new ClientHandshake({mode: 'resume', sessionId, masterSecret, suite: 0x009d, version: DtlsVersion.Dtls12})
+      const arrivals: number[] = []
+      let finished: Buffer[] = []
+      peer.on('message', (d) => {
+        arrivals.push(Date.now())
+        if (arrivals.length === 1) {
+          // The first server flight: the client finishes, and its Finished is lost on the way
+          const step = hs.onRecords(parseRecords(d))
+          assert.ok(step.channel, 'the client finished on the first flight')
+          finished = step.send
+          return
+        }
+
+        // A repeated server flight: the client repeats its last flight, as GnuTLS and OpenSSL do
+        for (const out of finished) peer.send(out, listener.port, '127.0.0.1')
+      })
+      const started = Date.now()
+      for (const out of hs.flight) peer.send(out, listener.port, '127.0.0.1')
+      const end = Date.now() + 5000
+      while (!s3.dtls?.isUp && Date.now() < end) await settle()
+      assert.equal(s3.dtls?.isUp, true, 'DTLS came up after our retransmission')
+      assert.equal(s3.dtls?.mode, 'resumption')
+      assert.equal(arrivals.length, 2, 'one retransmission, then nothing more')
+      assert.ok(arrivals[1] - started >= 900, `retransmitted after ${arrivals[1] - started} ms, not at once`)
+      assert.equal(link3.counters.flightsResent, 1)
+      await new Promise((r) => setTimeout(r, 2200))
+      assert.equal(arrivals.length, 2, 'the timer stopped once the client\'s Finished verified')
+    } finally {
+      listener.remove(link3)
+      link3.close()
       peer.close()
     }
   })
