@@ -12,7 +12,7 @@
  * Every step shares one net; `after` tears it down even when a step fails.
  */
 import assert from 'node:assert/strict'
-import {copyFileSync, mkdirSync, writeFileSync} from 'node:fs'
+import {appendFileSync, copyFileSync, mkdirSync, writeFileSync} from 'node:fs'
 import {join} from 'node:path'
 import {setTimeout as sleep} from 'node:timers/promises'
 import {after, before, describe, it} from 'node:test'
@@ -31,6 +31,16 @@ const STEP = {timeout: 90_000}
 const OCSERV_PORT = 443
 const ANYGATE_PORT = 8443
 const P12_PASSWORD = 'p12 pass'
+/**
+ * A yescrypt line (Debian 12 `mkpasswd`'s default) and a bcrypt one, both of password `correct
+ * horse`, made by another libxcrypt caller (Python's crypt): ocserv and anygate hand both to
+ * crypt(3).
+ */
+const SYSTEM_CRYPT_USERS = [
+  ['yves', '$y$j9T$F5Jx5fExrKuPp53xLKQ..1$zwtVrjrUCmXcyLTs6oxLTQlzifSUkF8RHJ./tK5KU79'],
+  ['bert', '$2b$05$abcdefghijklmnopqrstuuHNbAKRhpaujgo33bRWs.NLUTJO3lOy2'],
+]
+const SYSTEM_CRYPT_LINES = SYSTEM_CRYPT_USERS.map(([name, hash]) => `${name}:*:${hash}\n`).join('')
 
 describe(
   'users file and certificates with ocserv, ocpasswd and openconnect',
@@ -144,6 +154,15 @@ describe(
       }
     })
 
+    it('ocserv takes the yescrypt and bcrypt lines anygate takes', STEP, async () => {
+      appendFileSync(usersFile, SYSTEM_CRYPT_LINES)
+      for (const [user] of SYSTEM_CRYPT_USERS) {
+        const r = await login(user, 'correct horse')
+        assert.equal(r.code, 0, `${user}: ${r.output}\n--- ocserv ---\n${ocserv.output.slice(-3000)}`)
+        assert.notEqual((await login(user, 'correct horsE')).code, 0, `${user} got in with a wrong password`)
+      }
+    })
+
     it('openconnect logs in to ocserv with the client .p12 from anygate', STEP, async () => {
       const r = await login('alice', '', OCSERV_PORT, [
         '-c',
@@ -206,15 +225,28 @@ describe(
         },
       )
 
+      it('takes yescrypt and bcrypt lines, as ocserv does, through the system crypt', STEP, async () => {
+        const reloads = (gateway.log().match(/users file reloaded/g) ?? []).length
+        appendFileSync(servedUsers, SYSTEM_CRYPT_LINES)
+        await waitForLog(gateway, reloads + 1)
+        for (const [user] of SYSTEM_CRYPT_USERS) {
+          const r = await login(user, 'correct horse', ANYGATE_PORT)
+          assert.equal(r.code, 0, `${user}: ${r.output}\n--- anygate ---\n${gateway.log().slice(-3000)}`)
+          const wrong = await login(user, 'correct horsE', ANYGATE_PORT)
+          assert.notEqual(wrong.code, 0, `${user} got in with a wrong password`)
+        }
+      })
+
       it(
         'picks up users added, locked and removed with anygate user, without a restart',
         STEP,
         async () => {
+          const base = (gateway.log().match(/users file reloaded/g) ?? []).length
           await cli(
             ['user', 'add', 'erin', '--users', servedUsers, '--password-stdin'],
             'erin-pw\n',
           )
-          await waitForLog(gateway, 1)
+          await waitForLog(gateway, base + 1)
           assert.equal(
             (await login('erin', 'erin-pw', ANYGATE_PORT)).code,
             0,
@@ -222,7 +254,7 @@ describe(
           )
 
           await cli(['user', 'lock', 'olga', '--users', servedUsers])
-          await waitForLog(gateway, 2)
+          await waitForLog(gateway, base + 2)
           assert.notEqual(
             (await login('olga', 'olga-pw', ANYGATE_PORT)).code,
             0,
@@ -230,7 +262,7 @@ describe(
           )
 
           await cli(['user', 'remove', 'erin', '--users', servedUsers])
-          await waitForLog(gateway, 3)
+          await waitForLog(gateway, base + 3)
           assert.notEqual(
             (await login('erin', 'erin-pw', ANYGATE_PORT)).code,
             0,
