@@ -114,7 +114,11 @@ needs a restart (listen, pools...) is named in the log and kept.
         running
           .stop()
           .catch((err) => log.error('stop failed', {reason: (err as Error).message}))
-          .finally(resolve)
+          .finally(() => {
+            // After the tunnels closed: what they still sent is in, and nothing open is lost.
+            recorder?.flush()
+            resolve()
+          })
       }
 
       process.once('SIGINT', () => stop('SIGINT'))

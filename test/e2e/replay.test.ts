@@ -13,16 +13,26 @@ import {after, before, describe, it} from 'node:test'
 import {startAnygate} from './harness/anygate.js'
 import {type TestNet, createTestNet} from './harness/netns.js'
 import {type GatewayHandle, startOcserv} from './harness/ocserv.js'
-import {startOpenconnect} from './harness/openconnect.js'
-import {skipUnlessReady} from './harness/wait.js'
+import {authenticateOnly, startOpenconnect} from './harness/openconnect.js'
+import {skipUnlessReady, waitFor} from './harness/wait.js'
 
 const RUN = fileURLToPath(new URL('../../bin/run.js', import.meta.url))
 const COMPAT = readFileSync(fileURLToPath(new URL('../../docs/compatibility.md', import.meta.url)), 'utf8')
-const skip = skipUnlessReady(['ip', 'ocserv', 'ocpasswd', 'openssl', 'openconnect'])
+const skip = skipUnlessReady(['ip', 'ocserv', 'ocpasswd', 'openssl', 'openconnect', 'ping'])
 
 const PASSWORD = 'r3play pass'
 const users = [{name: 'alice', password: PASSWORD}]
 const routes = ['198.18.5.0/24']
+
+interface Transcript {
+  client?: string
+  steps: {
+    kind: string
+    request: {method: string; headers: [string, string][]}
+    response: {status: number; statusText: string; headers: [string, string][]}
+    frames?: {from: string; type: string; length: number; at?: number}[]
+  }[]
+}
 
 interface Report {
   isSame: boolean
@@ -51,6 +61,20 @@ describe('replay', {skip}, () => {
     }
 
     return {code: r.code, report, stderr: r.stderr}
+  }
+
+  const transcripts = () => (existsSync(recordDir) ? readdirSync(recordDir).filter((n) => n.endsWith('.json')) : [])
+
+  /**
+   * The one transcript serve wrote after `before` was listed that `is` picks. Others may land
+   * meanwhile: each replay against serve is itself a login that serve records.
+   */
+  async function newTranscript(before: string[], is: (t: Transcript) => boolean): Promise<string> {
+    const fresh = () => transcripts().filter((n) => !before.includes(n) && is(JSON.parse(readFileSync(join(recordDir, n), 'utf8')) as Transcript))
+    await waitFor('a new transcript', () => fresh().length > 0, 20_000)
+    await new Promise((r) => setTimeout(r, 300))
+    assert.equal(fresh().length, 1, fresh().join(', '))
+    return join(recordDir, fresh()[0])
   }
 
   const listDiffs = (r: Report) => r.steps.flatMap((s) => s.differences.map((d) => `${s.index + 1}. ${s.title}: ${d.where} ${d.name}: ${d.expected} -> ${d.actual}`))
@@ -145,6 +169,98 @@ describe('replay', {skip}, () => {
     const {code, report, stderr} = await replay(file, anygate)
     assert.ok(report, stderr)
     assert.equal(code, 0, listDiffs(report).join('\n'))
+  })
+
+  it('records an openconnect tunnel in serve --record: its first frames, and a replay finds them alike', async () => {
+    const before = transcripts()
+    // A DPD every idle second: the client's requests come after the first second, as a real
+    // client's would after minutes, and the replay must still expect the answers.
+    const oc = await startOpenconnect(net, {url: anygate.url, user: 'alice', password: PASSWORD, servercert: anygate.servercert, dtls: false, extraArgs: ['--force-dpd', '1']})
+    const tunnel = await oc.waitForConnected(20_000)
+    const ping = await net.exec(net.client, 'ping', ['-c', '3', '-i', '0.2', '-W', '2', '-I', tunnel.tunDev, anygate.tunnelAddress], {allowFailure: true})
+    assert.match(ping.stdout, /3 received/)
+    await new Promise((r) => setTimeout(r, 2500))
+    await oc.stop()
+
+    const file = await newTranscript(before, (t) => t.client?.startsWith('Open AnyConnect') === true && t.steps.at(-1)?.kind === 'connect')
+    const text = readFileSync(file, 'utf8')
+    assert.ok(!text.includes(PASSWORD))
+    const t = JSON.parse(text) as Transcript
+    const connect = t.steps.at(-1)!
+    assert.equal(`${connect.kind} ${connect.response.status}`, 'connect 200')
+    assert.deepEqual(connect.request.headers.find(([k]) => k.toLowerCase() === 'cookie'), ['Cookie', 'webvpn={{cookie:webvpn}}'])
+    const frames = connect.frames ?? []
+    console.log(frames.map((f) => `${f.at} ms ${f.from} ${f.type} ${f.length}`).join('\n'))
+    // The pings: 20 bytes of IP, 8 of ICMP and ping's 56 of data, each way, then openconnect's BYE
+    const count = (from: string, type: string, length?: number) => frames.filter((f) => f.from === from && f.type === type && (length === undefined || f.length === length)).length
+    assert.ok(count('client', 'Data', 84) >= 3 && count('gateway', 'Data', 84) >= 3, 'the pings are not among the frames')
+    const dpd = frames.findIndex((f) => f.from === 'client' && f.type === 'DpdRequest')
+    assert.ok(dpd >= 0 && frames[dpd].at! >= 1000, 'no DPD request from openconnect after the first second')
+    assert.equal(`${frames[dpd + 1]?.from} ${frames[dpd + 1]?.type} ${frames[dpd + 1]?.length}`, `gateway DpdResponse ${frames[dpd].length}`)
+    assert.ok(frames.length <= 16)
+    if (frames.length < 16) assert.equal(`${frames.at(-1)?.from} ${frames.at(-1)?.type}`, 'client Disconnect')
+    assert.ok(frames.every((f) => Number.isInteger(f.at)), 'a frame without its time')
+
+    const same = await replay(file, anygate)
+    assert.ok(same.report, same.stderr)
+    assert.equal(same.code, 0, listDiffs(same.report).join('\n'))
+
+    // Against ocserv: the replayer cannot yet answer ocserv's second login round (replayer.ts),
+    // so the recorded CONNECT with its frames goes after the login openconnect did with ocserv.
+    const imported = JSON.parse(readFileSync(files.imported, 'utf8')) as Transcript
+    const spliced = join(net.dir, 'serve-frames-after-ocserv-login.json')
+    writeFileSync(spliced, JSON.stringify({...imported, steps: [...imported.steps.filter((s) => s.kind === 'http'), connect]}))
+    const other = await replay(spliced, ocserv)
+    assert.ok(other.report, other.stderr)
+    const diffs = listDiffs(other.report)
+    console.log(diffs.join('\n'))
+    const tunnelStep = other.report.steps.at(-1)!
+    assert.ok(tunnelStep.title.startsWith('CONNECT') && !tunnelStep.differences.some((d) => d.where === 'status'), diffs.join('\n'))
+    assert.deepEqual(diffs.filter((d) => / frames /.test(d)), [])
+    for (const d of tunnelStep.differences) assert.ok(COMPAT.includes(`\`${d.where} ${d.name}\``), `not explained in docs/compatibility.md: ${d.where} ${d.name}`)
+  })
+
+  it('records a CONNECT refused for a dead cookie on the login that got the cookie', async () => {
+    const before = transcripts()
+    const auth = await authenticateOnly(net, {url: anygate.url, user: 'alice', password: PASSWORD, servercert: anygate.servercert})
+    assert.equal(auth.code, 0, auth.output)
+    const cookie = /COOKIE='([^']+)'/.exec(auth.output)?.[1]
+    assert.ok(cookie, 'no cookie from openconnect --authenticate')
+    const socket = join(net.dir, 'anygate', 'state', 'control.sock')
+    const ended = await cli(['session', 'disconnect', '--user', 'alice', '--control-socket', socket])
+    assert.equal(ended.code, 0, ended.stderr)
+
+    const oc = await startOpenconnect(net, {url: anygate.url, user: 'alice', password: '', servercert: anygate.servercert, dtls: false, extraArgs: ['--cookie', cookie]})
+    const exit = await Promise.race([oc.exited, new Promise<undefined>((r) => setTimeout(r, 20_000, undefined))])
+    assert.ok(exit, 'openconnect with a dead cookie kept running')
+    assert.notEqual(exit.code, 0)
+
+    const file = await newTranscript(before, (t) => t.steps.at(-1)?.response.status === 401)
+    assert.match(file, /-alice-[0-9a-f]{6}\.json$/)
+    const text = readFileSync(file, 'utf8')
+    assert.ok(!text.includes(cookie) && !text.includes(PASSWORD))
+    const t = JSON.parse(text) as Transcript
+    const last = t.steps.at(-1)!
+    assert.equal(`${last.kind} ${last.request.method} ${last.response.status} ${last.response.statusText}`, 'connect CONNECT 401 Cookie is not acceptable')
+    assert.deepEqual(last.frames, [])
+    // The login that made the cookie comes first, in the same transcript.
+    assert.ok(t.steps.some((s) => s.kind === 'http' && s.response.headers.some(([k, v]) => k.toLowerCase() === 'set-cookie' && v.startsWith('webvpn={{cookie:webvpn}}'))))
+  })
+
+  it('writes a transcript still open when serve stops (SIGTERM)', async () => {
+    const before = transcripts()
+    const auth = await authenticateOnly(net, {url: anygate.url, user: 'alice', password: PASSWORD, servercert: anygate.servercert})
+    assert.equal(auth.code, 0, auth.output)
+    // A cookie no CONNECT has used yet: serve waits for one before it writes.
+    await new Promise((r) => setTimeout(r, 500))
+    assert.deepEqual(transcripts().filter((n) => !before.includes(n)), [])
+
+    const exit = await anygate.stop(10_000)
+    assert.equal(exit.code, 0, anygate.log())
+    const file = await newTranscript(before, () => true)
+    const t = JSON.parse(readFileSync(file, 'utf8')) as Transcript
+    assert.ok(t.steps.length > 0 && t.steps.every((s) => s.kind === 'http'))
+    assert.ok(t.steps.at(-1)!.response.headers.some(([k, v]) => k.toLowerCase() === 'set-cookie' && v.startsWith('webvpn={{cookie:webvpn}}')))
   })
 
   it('exits 2 when the target cannot be reached', async () => {

@@ -8,11 +8,13 @@
  * DPD, idle and session timeouts, so the per-packet cost is a flag store.
  *
  * The tunnel owns the socket and the TUN device and closes both; what becomes of the session
- * (cookie kept or invalidated) is the caller's, told through `onClosed`.
+ * (cookie kept or invalidated) is the caller's, told through `onClosed`. An optional `tap`
+ * (`serve --record`) is shown each frame's type and length until it declines more, then
+ * dropped, so the data path pays one property check while it lasts and nothing after.
  */
 import type {TLSSocket} from 'node:tls'
 
-import {CSTP_HEADER_LEN, CstpType, DisconnectReason, cstpTypeName} from './constants.js'
+import {CSTP_HEADER_LEN, CSTP_TYPE_OFFSET, CstpType, DisconnectReason, cstpTypeName} from './constants.js'
 import {CstpDecoder} from './decoder.js'
 import {encodeCstpFrame, encodeDisconnect, writeCstpHeader} from './encoder.js'
 import {ProtocolError} from '../errors.js'
@@ -48,6 +50,17 @@ export interface CstpTunnelOptions {
   tickMs?: number
   /** The session's DTLS side, when the CONNECT agreed one (dtls-and-datapath.md §9.4). */
   dtls?: DatagramPath
+  /** Shown the first CSTP frames both ways (`serve --record`); never their payloads. */
+  tap?: FrameTap
+}
+
+/**
+ * Watches the first frames of a tunnel. Called synchronously, in wire order per direction,
+ * for every CSTP frame the client sent that decoded and every frame the gateway wrote to the
+ * socket; frames that go over DTLS are not shown. Returning false detaches it for good.
+ */
+export interface FrameTap {
+  frame(from: 'client' | 'gateway', type: number, length: number): boolean
 }
 
 /** What the tunnel needs of a UDP channel: packets go there first, CSTP when it says no. */
@@ -71,8 +84,10 @@ export class CstpTunnel implements SessionTunnel {
   private lastRx = Date.now()
   private lastData = Date.now()
   private dpdSentAt = 0
+  private tap?: FrameTap
 
   constructor(private readonly o: CstpTunnelOptions) {
+    this.tap = o.tap
     this.decoder = new CstpDecoder(o.mtu, (type, payload) => this.onFrame(type, payload))
     const tickMs = o.tickMs ?? Math.min(10_000, Math.max(1000, (o.dpd * 1000) / 3))
     this.ticker = setInterval(() => this.onTick(), tickMs)
@@ -123,6 +138,7 @@ export class CstpTunnel implements SessionTunnel {
 
   private onFrame(type: number, payload: Buffer) {
     if (this.isClosed) return
+    if (this.tap) this.tapFrame('client', type, payload.length)
 
     switch (type) {
       case CstpType.Data: {
@@ -184,11 +200,18 @@ export class CstpTunnel implements SessionTunnel {
       socket.write(frame)
       session.packetsOut++
       session.bytesOut += len
+      if (this.tap) this.tapFrame('gateway', CstpType.Data, len)
     }
   }
 
   private send(frame: Buffer) {
-    if (!this.isClosed && this.o.socket.writable) this.o.socket.write(frame)
+    if (this.isClosed || !this.o.socket.writable) return
+    this.o.socket.write(frame)
+    if (this.tap) this.tapFrame('gateway', frame[CSTP_TYPE_OFFSET], frame.length - CSTP_HEADER_LEN)
+  }
+
+  private tapFrame(from: 'client' | 'gateway', type: number, length: number) {
+    if (!this.tap!.frame(from, type, length)) this.tap = undefined
   }
 
   // Timers: DPD as ocserv (auth-and-cstp.md §4.4): a DPD-REQ after 2×DPD of silence, dead after 3×DPD.
@@ -243,7 +266,9 @@ export class CstpTunnel implements SessionTunnel {
     const {socket, tun, session, log} = this.o
 
     if (notifyClient && socket.writable) {
-      socket.write(encodeDisconnect())
+      const bye = encodeDisconnect()
+      socket.write(bye)
+      if (this.tap) this.tapFrame('gateway', CstpType.Disconnect, bye.length - CSTP_HEADER_LEN)
       socket.end()
       socket.setTimeout(5000, () => socket.destroy())
     } else {

@@ -34,13 +34,17 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string> {
   })
 }
 
-/** Writes a bodiless HTTP/1.1 answer on a raw socket and closes it. */
-export function answerRaw(socket: Duplex, status: number, text: string, extra: string[] = []) {
+/**
+ * Writes a bodiless HTTP/1.1 answer on a raw socket and closes it. Returns the answer as
+ * written, or undefined when the socket could no longer take it.
+ */
+export function answerRaw(socket: Duplex, status: number, text: string, extra: string[] = []): string | undefined {
   if (!socket.writable) {
     socket.destroy()
-    return
+    return undefined
   }
 
-  const head = [`HTTP/1.1 ${status} ${text}`, ...extra, 'Content-Length: 0', 'Connection: close', '', '']
-  socket.end(head.join('\r\n'))
+  const answer = [`HTTP/1.1 ${status} ${text}`, ...extra, 'Content-Length: 0', 'Connection: close', '', ''].join('\r\n')
+  socket.end(answer)
+  return answer
 }

@@ -56,7 +56,7 @@ export interface GatewayOptions {
   tun: TunFactory
   log: Logger
   version: string
-  /** `serve --record`: told of each login exchange and each granted CONNECT. */
+  /** `serve --record`: told of each login exchange and each CONNECT, and may tap a tunnel. */
   recorder?: ExchangeRecorder
 }
 
@@ -139,7 +139,7 @@ export class Gateway {
     this.server.maxRequestsPerSocket = MAX_REQUESTS_PER_CONNECTION
     this.server.maxConnections = c.maxClients
     this.server.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      this.onConnect(req, socket as TLSSocket, head).catch((err) => this.connectFailed(socket, err))
+      this.onConnect(req, socket as TLSSocket, head).catch((err) => this.connectFailed(req, socket, err))
     })
     // Before the TLS listener's own: a banned address costs no handshake.
     this.server.prependListener('connection', (socket: net.Socket) => {
@@ -370,12 +370,18 @@ export class Gateway {
     this.o.recorder?.http(req, body, res, answer.body)
   }
 
-  private connectFailed(socket: Duplex, err: unknown) {
+  private connectFailed(req: IncomingMessage, socket: Duplex, err: unknown) {
     this.o.log.error('tunnel setup failed', {
       remote: (socket as TLSSocket).remoteAddress,
       reason: (err as Error).message,
     })
-    answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: Server error'])
+    this.refuse(req, socket, getCookie(req.headers.cookie, WEBVPN_COOKIE), 503, 'Service Unavailable', ['X-Reason: Server error'])
+  }
+
+  /** Answers a CONNECT that gets no tunnel, closing its connection, and tells the recorder. */
+  private refuse(req: IncomingMessage, socket: Duplex, cookie: string | undefined, status: number, text: string, extra?: string[]) {
+    const answer = answerRaw(socket, status, text, extra)
+    if (answer !== undefined) this.o.recorder?.connect(req, cookie, answer)
   }
 
   private async onConnect(req: IncomingMessage, socket: TLSSocket, head: Buffer) {
@@ -386,19 +392,19 @@ export class Gateway {
     // Cookie first, then path, as ocserv (auth-and-cstp.md §3.2)
     if (!cookie || !/^[A-Za-z0-9+/=_-]{16,128}$/.test(cookie)) {
       this.o.log.warn('tunnel refused', {remote, reason: 'no cookie'})
-      answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: No session cookie'])
+      this.refuse(req, socket, undefined, 503, 'Service Unavailable', ['X-Reason: No session cookie'])
       return
     }
 
     const session = this.sessions.findByCookie(cookie)
     if (!session) {
       this.o.log.warn('tunnel refused', {remote, reason: 'cookie not acceptable'})
-      answerRaw(socket, 401, 'Cookie is not acceptable')
+      this.refuse(req, socket, cookie, 401, 'Cookie is not acceptable')
       return
     }
 
     if (req.url !== TUNNEL_PATH && req.url !== TUNNEL_PATH_NO_SLASH) {
-      answerRaw(socket, 404, 'Not found')
+      this.refuse(req, socket, cookie, 404, 'Not found')
       return
     }
 
@@ -412,7 +418,7 @@ export class Gateway {
     if (this.pool6 && tunReq.wantsIpv6 && !session.ipv6) session.ipv6 = this.pool6.lease()
     if (!session.ipv4 && !session.ipv6) {
       log.error('tunnel refused', {reason: 'address pool exhausted'})
-      answerRaw(socket, 503, 'Service Unavailable', ['X-Reason: No free address'])
+      this.refuse(req, socket, cookie, 503, 'Service Unavailable', ['X-Reason: No free address'])
       return
     }
 
@@ -483,7 +489,7 @@ export class Gateway {
     if (dtlsOffer) log.debug('dtls offered', {choice: dtlsOffer.choice, dtlsMtu: dtlsOffer.mtu})
     const answer = buildConnectResponse(tunReq, grant)
     socket.write(answer)
-    this.o.recorder?.connect(req, cookie, answer)
+    const tap = this.o.recorder?.connect(req, cookie, answer)
     markTunnel(socket)
 
     const tunnel: CstpTunnel = new CstpTunnel({
@@ -496,6 +502,7 @@ export class Gateway {
       sessionDeadline: deadline,
       log,
       dtls: link,
+      tap,
       onClosed: (reason, invalidate) => {
         this.tunnels.delete(tunnel)
         if (link) this.udp?.remove(link)

@@ -314,12 +314,22 @@ export function compareConnect(rec: Header[], live: Header[]): Difference[] {
     .map((k) => ({where: 'connect', name: k, expected: a[k], actual: b[k], compare: 'value' as const}))
 }
 
+/** How long a replay reads the gateway's first tunnel frames, by default. */
+export const FRAME_WAIT_MS = 1000
+
 /**
- * The gateway's control frames (DPD, keepalive, DISCONNECT…) in the first moments of the
- * tunnel; DATA frames depend on the hosts' own traffic and are not compared.
+ * The gateway's control frames (DPD, keepalive, DISCONNECT…) in the tunnel's first moments, as
+ * a set of types; DATA frames depend on the hosts' own traffic and are not compared. A replay
+ * sends the client's recorded DPD requests and keepalives at once and reads the gateway for
+ * `windowMs`, so a recorded frame counts when it came within `windowMs` of the CONNECT answer
+ * or its time is unknown, and a DPD response whenever it came: it answers a request the replay
+ * has just sent again. Later frames (a DPD request or keepalive after minutes of quiet, a
+ * DISCONNECT when serve stopped) follow timers and events a replay does not reproduce.
  */
-export function compareFrames(rec: RecordedFrame[], live: RecordedFrame[]): Difference[] {
-  const kinds = (fs: RecordedFrame[]) => [...new Set(fs.filter((f) => f.from === 'gateway' && f.type !== 'Data').map((f) => f.type))].sort().join(', ') || '(none)'
+export function compareFrames(rec: RecordedFrame[], live: RecordedFrame[], windowMs = FRAME_WAIT_MS): Difference[] {
+  const counts = (f: RecordedFrame) => f.at === undefined || f.at < windowMs || f.type === 'DpdResponse'
+  const kinds = (fs: RecordedFrame[]) =>
+    [...new Set(fs.filter((f) => f.from === 'gateway' && f.type !== 'Data' && counts(f)).map((f) => f.type))].sort().join(', ') || '(none)'
   const x = kinds(rec)
   const y = kinds(live)
   return x === y ? [] : [{where: 'frames', name: 'gateway control frames', expected: x, actual: y, compare: 'value'}]

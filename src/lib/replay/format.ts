@@ -40,7 +40,15 @@ export interface RecordedFrame {
   from: 'client' | 'gateway'
   type: string
   length: number
+  /**
+   * Milliseconds after the CONNECT answer, when the recorder knows (serve and replay write it;
+   * probe and imported logs do not, their frames all come in the tunnel's first moment).
+   */
+  at?: number
 }
+
+/** The largest `at` a transcript may give a frame: a day. */
+export const MAX_FRAME_AT_MS = 86_400_000
 
 export interface HttpStep {
   kind: 'http'

@@ -11,6 +11,7 @@ import {
   type Header,
   MAX_BODY_CHARS,
   MAX_FRAMES,
+  MAX_FRAME_AT_MS,
   MAX_HEADER_CHARS,
   MAX_HEADERS,
   MAX_RULES,
@@ -123,7 +124,14 @@ function frame(v: unknown, where: string): RecordedFrame {
   if (o.from !== 'client' && o.from !== 'gateway') throw bad(`${where}.from`, 'must be "client" or "gateway"')
   const length = o.length
   if (!Number.isInteger(length) || (length as number) < 0 || (length as number) > 0xffff) throw bad(`${where}.length`, 'must be 0-65535')
-  return {from: o.from, type: str(o.type, `${where}.type`, 32), length: length as number}
+  const at = o.at
+  if (at !== undefined && (!Number.isInteger(at) || (at as number) < 0 || (at as number) > MAX_FRAME_AT_MS)) {
+    throw bad(`${where}.at`, `must be 0-${MAX_FRAME_AT_MS} (milliseconds)`)
+  }
+
+  const f: RecordedFrame = {from: o.from, type: str(o.type, `${where}.type`, 32), length: length as number}
+  if (at !== undefined) f.at = at as number
+  return f
 }
 
 function rule(v: unknown, where: string): CompareRule {

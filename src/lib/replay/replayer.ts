@@ -21,7 +21,7 @@ import {encodeCstpFrame, encodeDisconnect} from '../cstp/encoder.js'
 import {configError} from '../errors.js'
 import {pinSha256} from '../pki/pin.js'
 import {UnreachableError, parseTarget} from '../probe/run.js'
-import {type Difference, DEFAULT_RULES, compareConnect, compareFrames, compareResponse} from './compare.js'
+import {type Difference, DEFAULT_RULES, FRAME_WAIT_MS, compareConnect, compareFrames, compareResponse} from './compare.js'
 import {type Header, MAX_FRAMES, PLACEHOLDER_RE, type RecordedFrame, type Step, type Transcript} from './format.js'
 
 export interface ReplayOptions {
@@ -31,7 +31,7 @@ export interface ReplayOptions {
   /** `pin-sha256:…`: the target's key must match, else nothing is sent. */
   servercert?: string
   timeoutMs: number
-  /** How long to collect the gateway's first tunnel frames; default 1000 ms. */
+  /** How long to collect the gateway's first tunnel frames; default `FRAME_WAIT_MS`. */
   frameWaitMs?: number
 }
 
@@ -139,8 +139,9 @@ async function runStep(client: HttpClient, step: Step, c: StepContext): Promise<
   if (step.kind === 'connect') {
     differences.push(...compareConnect(step.response.headers, res.headers))
     if (res.status === 200) {
-      frames = await readFrames(await client.tls(), client.takeRest(), c.o.frameWaitMs ?? 1000, step.frames)
-      differences.push(...compareFrames(step.frames, frames))
+      const waitMs = c.o.frameWaitMs ?? FRAME_WAIT_MS
+      frames = await readFrames(await client.tls(), client.takeRest(), waitMs, step.frames)
+      differences.push(...compareFrames(step.frames, frames, waitMs))
     }
   }
 
@@ -275,9 +276,11 @@ export function refillAuth(body: string, recorded: ServerAuthDoc['form'], live: 
  */
 function readFrames(socket: tls.TLSSocket, head: Buffer, waitMs: number, recorded: RecordedFrame[]): Promise<RecordedFrame[]> {
   const frames: RecordedFrame[] = []
+  const startedAt = performance.now()
   return new Promise((resolve) => {
     const decoder = new CstpDecoder(0xffff, (type, payload) => {
-      if (frames.length < MAX_FRAMES) frames.push({from: 'gateway', type: cstpTypeName(type), length: payload.length})
+      const at = Math.round(performance.now() - startedAt)
+      if (frames.length < MAX_FRAMES) frames.push({from: 'gateway', type: cstpTypeName(type), length: payload.length, at})
       if (type === CstpType.Disconnect || type === CstpType.Terminate) finish()
     })
     const onData = (chunk: Buffer) => {

@@ -5,7 +5,7 @@ import {afterEach, beforeEach, describe, it, mock} from 'node:test'
 
 import {CstpType} from '../../../src/lib/cstp/constants.js'
 import {encodeCstpFrame} from '../../../src/lib/cstp/encoder.js'
-import {CstpTunnel} from '../../../src/lib/cstp/tunnel.js'
+import {CstpTunnel, type FrameTap} from '../../../src/lib/cstp/tunnel.js'
 import {createLogger} from '../../../src/lib/log/logger.js'
 import type {Session} from '../../../src/lib/session/store.js'
 import type {TunDevice} from '../../../src/lib/tun/device.js'
@@ -47,7 +47,7 @@ function fakeTun(): TunDevice {
   }
 }
 
-function tunnel(socket: FakeSocket, closed: string[]) {
+function tunnel(socket: FakeSocket, closed: string[], tap?: FrameTap) {
   const session = {bytesIn: 0, bytesOut: 0, packetsIn: 0, packetsOut: 0, ipv4: '198.19.0.2'} as unknown as Session
   const t = new CstpTunnel({
     socket: socket as unknown as TLSSocket,
@@ -58,6 +58,7 @@ function tunnel(socket: FakeSocket, closed: string[]) {
     idleTimeout: 0,
     log: createLogger({level: 'error', sink: () => {}}),
     onClosed: (reason) => closed.push(reason),
+    tap,
   })
   t.start()
   return t
@@ -119,5 +120,35 @@ describe('CstpTunnel DPD', () => {
     assert.equal(socket.written[0][6], CstpType.DpdResponse)
     assert.equal(socket.written[0].subarray(8).toString(), 'probe-1234')
     t.close('test', false)
+  })
+})
+
+describe('CstpTunnel tap', () => {
+  it('shows each frame both ways, never a payload, until it declines, then none', () => {
+    const socket = new FakeSocket()
+    const seen: string[] = []
+    let budget = 3
+    const t = tunnel(socket, [], {
+      frame(from, type, length) {
+        seen.push(`${from} ${type} ${length}`)
+        return --budget > 0
+      },
+    })
+    socket.emit('data', encodeCstpFrame(CstpType.Keepalive))
+    socket.emit('data', encodeCstpFrame(CstpType.DpdRequest, Buffer.from('probe-1234')))
+    // The echo went out after the tap declined its third frame: nothing more is shown.
+    socket.emit('data', encodeCstpFrame(CstpType.DpdRequest, Buffer.from('again')))
+    assert.deepEqual(seen, [`client ${CstpType.Keepalive} 0`, `client ${CstpType.DpdRequest} 10`, `gateway ${CstpType.DpdResponse} 10`])
+    assert.equal(socket.written.length, 2)
+    t.close('test', true)
+    assert.equal(seen.length, 3)
+  })
+
+  it("shows the gateway's own DISCONNECT at close", () => {
+    const socket = new FakeSocket()
+    const seen: string[] = []
+    const t = tunnel(socket, [], {frame: (from, type, length) => seen.push(`${from} ${type} ${length}`) > 0})
+    t.close('admin disconnect', true)
+    assert.deepEqual(seen, [`gateway ${CstpType.Disconnect} 0`])
   })
 })

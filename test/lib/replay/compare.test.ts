@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {DEFAULT_RULES, compareBodies, compareConnect, compareCookies, compareHeaders, flattenXml, shapeOf, valuesMatch} from '../../../src/lib/replay/compare.js'
+import {DEFAULT_RULES, compareBodies, compareConnect, compareCookies, compareFrames, compareHeaders, flattenXml, shapeOf, valuesMatch} from '../../../src/lib/replay/compare.js'
+import type {RecordedFrame} from '../../../src/lib/replay/format.js'
 
 describe('shapeOf', () => {
   it('names the kind of a value', () => {
@@ -99,5 +100,27 @@ describe('compareConnect', () => {
     assert.deepEqual(d.routes, ['198.18.5.0/255.255.255.0', 'all traffic'])
     assert.deepEqual(d['dtls offer'], ['none', 'cipher PSK-NEGOTIATE'])
     assert.equal(d.mtu, undefined)
+  })
+})
+
+describe('compareFrames', () => {
+  const f = (from: RecordedFrame['from'], type: string, at?: number): RecordedFrame => ({from, type, length: 0, at})
+
+  it("compares the set of the gateway's control frames, not DATA nor the client's", () => {
+    const rec = [f('client', 'Data'), f('gateway', 'Data'), f('client', 'DpdRequest'), f('gateway', 'DpdResponse')]
+    assert.deepEqual(compareFrames(rec, [f('gateway', 'DpdResponse'), f('gateway', 'DpdResponse')]), [])
+    assert.deepEqual(compareFrames(rec, [f('gateway', 'Data')]).map((d) => [d.where, d.expected, d.actual]), [['frames', 'DpdResponse', '(none)']])
+    assert.deepEqual(compareFrames([], [f('gateway', 'Disconnect', 20)]).map((d) => d.actual), ['Disconnect'])
+  })
+
+  it('counts a recorded frame only within the replay window, unless it answers a DPD request', () => {
+    const rec = [f('gateway', 'Keepalive', 999), f('gateway', 'DpdRequest', 1000), f('gateway', 'Disconnect', 9000), f('client', 'DpdRequest', 5000), f('gateway', 'DpdResponse', 5001)]
+    assert.deepEqual(compareFrames(rec, [f('gateway', 'Keepalive', 10), f('gateway', 'DpdResponse', 11)]), [])
+    assert.deepEqual(compareFrames(rec, [f('gateway', 'DpdResponse', 11)]).map((d) => d.expected), ['DpdResponse, Keepalive'])
+    assert.deepEqual(compareFrames(rec, [f('gateway', 'Keepalive', 10), f('gateway', 'DpdResponse', 11), f('gateway', 'Disconnect', 9000)], 10_000).map((d) => d.expected), [
+      'Disconnect, DpdRequest, DpdResponse, Keepalive',
+    ])
+    // Frames with no time (probe, imported logs) all count
+    assert.deepEqual(compareFrames([f('gateway', 'Keepalive')], []).map((d) => d.expected), ['Keepalive'])
   })
 })
