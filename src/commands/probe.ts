@@ -6,10 +6,13 @@ import {BaseCommand} from '../lib/cli/base-command.js'
 import {readFirstLine} from '../lib/cli/read-secret.js'
 import {configError} from '../lib/errors.js'
 import {type Check, type CheckStatus, FAMILY_NAMES} from '../lib/probe/checks.js'
+import {type ChainEntry, chainRole} from '../lib/probe/chain.js'
 import {type ProbeReport, UnreachableError, probeGateway} from '../lib/probe/run.js'
 import {ClientRecorder} from '../lib/replay/recorder.js'
 
 const STEP_TITLES: Record<string, string> = {tls: 'TLS', auth: 'Login form', login: 'Login', tunnel: 'Tunnel'}
+/** The certificate chain is laid out for a terminal this wide. */
+const CHAIN_TEXT_WIDTH = 80
 
 export default class Probe extends BaseCommand {
   static override args = {
@@ -18,12 +21,17 @@ export default class Probe extends BaseCommand {
 
   static override description = `Speaks to a gateway as Cisco Secure Client (or openconnect, with --as) \
 would, and reports what works, what is odd, and what will break which client: TLS (versions, \
-certificate, expiry, host name, trust, pin), the XML login form, and with --user the login, \
-CONNECT with a Cisco-like header set, every CSTP/DTLS header interpreted, and a DPD round trip \
-over CSTP; where DTLS is offered, the handshake and a DPD over it, then a second CONNECT with the \
+the certificate chain one certificate at a time with its expiry, host name, trust, pin), the XML \
+login form and the legacy form of openconnect --no-xmlpost, and with --user the login, CONNECT \
+with a Cisco-like header set, every CSTP/DTLS header interpreted, and a DPD round trip over \
+CSTP; where DTLS is offered, the handshake and a DPD over it, then a second CONNECT with the \
 same cookie as the other client family, so both DTLS modes are tried (PSK-NEGOTIATE as \
-openconnect, resumption as Cisco Secure Client). The session is ended with a DISCONNECT so the \
-gateway frees it at once.
+openconnect, resumption as Cisco Secure Client). Last, with --user, a second login through the \
+legacy form, as openconnect --no-xmlpost logs in, and a CONNECT with its cookie. Each session is \
+ended with a DISCONNECT so the gateway frees it at once.
+
+With --record, the transcript holds the login and first CONNECT of the client --as names; the \
+legacy login and the other family's CONNECT are other clients and are not recorded.
 
 Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cannot be reached.`
 
@@ -44,7 +52,7 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     record: Flags.string({description: 'Also write the exchange as a transcript for `anygate replay`, secrets replaced.'}),
     servercert: Flags.string({description: 'Expected certificate pin, as openconnect takes it: pin-sha256:BASE64.'}),
     timeout: Flags.integer({description: 'Seconds each step may take.', default: 10, min: 1, max: 300}),
-    user: Flags.string({char: 'u', description: 'Log in as this user and test the tunnel.'}),
+    user: Flags.string({char: 'u', description: 'Log in as this user (XML and legacy form) and test the tunnel.'}),
   }
 
   static override summary = 'Grade a gateway\'s compatibility with Cisco Secure Client and openconnect.'
@@ -94,6 +102,22 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     return promptPassword({message: `Password for ${user}:`, mask: '*'})
   }
 
+  /** The chain, one block per certificate, leaf first; every line within 80 columns. */
+  private printChain(r: ProbeReport) {
+    const chain = r.tls?.chain ?? []
+    if (chain.length === 0) return
+    this.log('\n' + chalk.bold('Certificate chain') + chalk.dim(' (leaf first)'))
+    for (const [i, c] of chain.entries()) {
+      const kind = [chainRole(c, i), c.isCa && 'CA', c.isSelfSigned && 'self-signed'].filter(Boolean).join(', ')
+      const line = (label: string, value: string) => this.log(`      ${label.padEnd(8)}${fit(value, CHAIN_TEXT_WIDTH - 14)}`)
+      this.log(`  ${String(i + 1).padStart(2)}. ${fit(kind + origin(c), CHAIN_TEXT_WIDTH - 6)}`)
+      line('subject', c.subject)
+      line('issuer', c.issuer)
+      line('valid', `${c.validFrom.slice(0, 10)} to ${c.validTo.slice(0, 10)}`)
+      line('pin', c.pin)
+    }
+  }
+
   private print(r: ProbeReport) {
     const mark: Record<CheckStatus, string> = {
       pass: chalk.green('pass'),
@@ -106,12 +130,15 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     let step = ''
     for (const c of r.checks) {
       if (c.step !== step) {
+        if (step === 'tls') this.printChain(r)
         step = c.step
         this.log('\n' + chalk.bold(STEP_TITLES[step] ?? step))
       }
 
       this.log(`  ${mark[c.status]}  ${c.id.padEnd(width)}  ${c.detail}${affects(c)}`)
     }
+
+    if (step === 'tls') this.printChain(r)
 
     if (r.tunnel?.ipv4 || r.tunnel?.ipv6) {
       const t = r.tunnel
@@ -121,6 +148,17 @@ Exit status: 0 when nothing fails, 1 when a check fails, 2 when the gateway cann
     this.log('')
     this.log(`${chalk.bold(FAMILY_NAMES.cisco)}: ${mark[r.verdict.cisco as CheckStatus]}   ${chalk.bold(FAMILY_NAMES.openconnect)}: ${mark[r.verdict.openconnect as CheckStatus]}`)
   }
+}
+
+/** Where each certificate came from, as the chain lists it. */
+function origin(c: ChainEntry): string {
+  if (c.sentByGateway === undefined) return ''
+  return c.sentByGateway ? ', sent by the gateway' : ', from the local trust store'
+}
+
+/** Cuts `s` to `max` characters, with an ellipsis when cut. */
+function fit(s: string, max: number): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`
 }
 
 function affects(c: Check): string {

@@ -145,6 +145,58 @@ export function authHeaders(as: ClientFamily): [string, string][] {
   return common
 }
 
+export const FORM_CONTENT_TYPE = 'application/x-www-form-urlencoded'
+
+/**
+ * The headers of openconnect's legacy form login (`--no-xmlpost`, auth-and-cstp.md §2.13): no
+ * X-Aggregate-Auth, and the form content type on every request, the first GET included.
+ */
+export function legacyHeaders(): [string, string][] {
+  return [
+    ['User-Agent', CLIENT_IDENTITY.openconnect.authAgent],
+    ['Accept', '*/*'],
+    ['Accept-Encoding', 'identity'],
+    ['X-Transcend-Version', '1'],
+    ['X-Support-HTTP-Auth', 'true'],
+    ['Content-Type', FORM_CONTENT_TYPE],
+  ]
+}
+
+/** The credentials for a form: the password in every password input, the user in `username`. */
+export function credentialValues(doc: ServerAuthDoc, user: string, password: string): Record<string, string> {
+  const values: Record<string, string> = {}
+  for (const input of doc.form?.inputs ?? []) {
+    if (input.type === 'password') values[input.name] = password
+    else if (input.name === 'username') values[input.name] = user
+  }
+
+  return values
+}
+
+/**
+ * A form's answer as name-value pairs, in the order openconnect's legacy login posts them
+ * (§2.13): the group list first, then every input in the form's order.
+ */
+export function formFields(doc: ServerAuthDoc, values: Record<string, string>, group?: string): [string, string][] {
+  const pairs: [string, string][] = []
+  for (const select of doc.form?.selects ?? []) {
+    const chosen = pickOption(select, select.name === 'group_list' ? group : undefined)
+    if (select.name && chosen !== undefined) pairs.push([select.name, chosen])
+  }
+
+  for (const input of doc.form?.inputs ?? []) {
+    if (!input.name || input.type === 'submit' || input.type === 'reset') continue
+    pairs.push([input.name, values[input.name] ?? input.value ?? ''])
+  }
+
+  return pairs
+}
+
+/** `name=value&…`, percent-encoded (a space as %20, as openconnect writes it). */
+export function encodeForm(pairs: [string, string][]): string {
+  return pairs.map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')
+}
+
 export function buildInit(as: ClientFamily, url: string, groupSelect?: string): string {
   const id = CLIENT_IDENTITY[as]
   return [

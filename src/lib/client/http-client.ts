@@ -36,8 +36,8 @@ export interface ConnectOptions {
   host: string
   port: number
   servername?: string
-  /** Verified by the caller (probe grades trust itself). */
-  ca?: string | Buffer
+  /** Verified by the caller (probe grades trust itself); an empty list trusts nothing. */
+  ca?: string | Buffer | (string | Buffer)[]
   minVersion?: tls.SecureVersion
   maxVersion?: tls.SecureVersion
   timeoutMs: number

@@ -33,11 +33,20 @@ export function verdicts(checks: Check[]): Record<Family, CheckStatus> {
   return out
 }
 
+/** One certificate of the chain, for the expiry grade. */
+export interface CertValidity {
+  /** How a detail names it: `intermediate "Example Issuing CA"`. */
+  name: string
+  validFrom: Date
+  validTo: Date
+}
+
 export interface TlsObservation {
   protocol: string | null
   cipher: string
   versions: {tls12: boolean; tls13: boolean}
-  validTo: Date
+  /** Every certificate listed, leaf first (the leaf alone when nothing else is known). */
+  chain: CertValidity[]
   hostnameMatches: boolean
   /** Trusted by the CA store or --cafile. */
   isTrusted: boolean
@@ -50,7 +59,6 @@ export interface TlsObservation {
 
 export function gradeTls(o: TlsObservation): Check[] {
   const checks: Check[] = []
-  const days = (o.validTo.getTime() - o.now.getTime()) / 86_400_000
   checks.push({id: 'tls.protocol', step: 'tls', status: 'pass', detail: `${o.protocol} with ${o.cipher}`})
 
   // Some AnyConnect builds failed on TLS 1.3; ocserv's cisco-client-compat turns it off (§2.17).
@@ -61,9 +69,7 @@ export function gradeTls(o: TlsObservation): Check[] {
     checks.push({id: 'tls.versions', step: 'tls', status: 'pass', detail: `${list} accepted`})
   }
 
-  if (days < 0) checks.push({id: 'tls.expiry', step: 'tls', status: 'fail', detail: `certificate expired on ${o.validTo.toISOString()}`})
-  else if (days < 30) checks.push({id: 'tls.expiry', step: 'tls', status: 'warn', detail: `certificate expires in ${Math.floor(days)} days`})
-  else checks.push({id: 'tls.expiry', step: 'tls', status: 'pass', detail: `valid until ${o.validTo.toISOString().slice(0, 10)}`})
+  checks.push(gradeExpiry(o.chain, o.now))
 
   checks.push(
     o.hostnameMatches
@@ -85,6 +91,37 @@ export function gradeTls(o: TlsObservation): Check[] {
   return checks
 }
 
+const DAY_MS = 86_400_000
+/** A certificate this close to its end warns: time to renew before clients refuse it. */
+const EXPIRY_WARN_DAYS = 30
+
+/**
+ * One grade for the whole chain, as a client checks every certificate of it: fail when one is
+ * expired or not yet valid, warn when one ends within 30 days. The detail names the worst.
+ */
+export function gradeExpiry(chain: CertValidity[], now: Date): Check {
+  const grade = (status: CheckStatus, detail: string): Check => ({id: 'tls.expiry', step: 'tls', status, detail})
+  const more = (n: number) => (n > 1 ? ` (and ${n - 1} more)` : '')
+  const expired = chain.filter((c) => c.validTo.getTime() < now.getTime())
+  if (expired.length > 0) {
+    return grade('fail', `${expired[0].name} expired on ${day(expired[0].validTo)}${more(expired.length)}`)
+  }
+
+  const early = chain.filter((c) => c.validFrom.getTime() > now.getTime())
+  if (early.length > 0) {
+    return grade('fail', `${early[0].name} not valid until ${day(early[0].validFrom)}${more(early.length)}`)
+  }
+
+  const first = chain.reduce<CertValidity | undefined>((a, c) => (a && a.validTo <= c.validTo ? a : c), undefined)
+  if (!first) return grade('skip', 'no certificate seen')
+  const days = (first.validTo.getTime() - now.getTime()) / DAY_MS
+  if (days < EXPIRY_WARN_DAYS) return grade('warn', `${first.name} expires in ${Math.floor(days)} days`)
+  if (chain.length === 1) return grade('pass', `valid until ${day(first.validTo)}`)
+  return grade('pass', `all ${chain.length} valid; ${first.name} ends first, on ${day(first.validTo)}`)
+}
+
+const day = (d: Date) => d.toISOString().slice(0, 10)
+
 export interface AuthObservation {
   initStatus: number
   isXml: boolean
@@ -97,9 +134,13 @@ export interface AuthObservation {
 
 export function gradeAuth(o: AuthObservation): Check[] {
   const checks: Check[] = []
+  // openconnect falls back to the legacy form by itself when the XML POST fails (§2.13).
+  const legacy: Check = o.legacyGetWorks
+    ? {id: 'auth.legacy', step: 'auth', status: 'pass', detail: 'GET / serves the form (legacy clients)'}
+    : {id: 'auth.legacy', step: 'auth', status: 'warn', affects: ['openconnect'], detail: 'GET / gives no form: openconnect --no-xmlpost and old clients cannot log in'}
   if (o.initStatus !== 200 || !o.isXml) {
     const why = o.initStatus === 404 ? '404: the gateway may want a group URL path' : `status ${o.initStatus}${o.isXml ? '' : ', not aggregate-auth XML'}`
-    checks.push({id: 'auth.init', step: 'auth', status: 'fail', detail: `init refused: ${why}`})
+    checks.push({id: 'auth.init', step: 'auth', status: 'fail', detail: `init refused: ${why}`}, legacy)
     return checks
   }
 
@@ -122,12 +163,45 @@ export function gradeAuth(o: AuthObservation): Check[] {
       : {id: 'auth.form', step: 'auth', status: 'warn', detail: 'no username field: not a password login'},
   )
   if (o.groups.length > 0) checks.push({id: 'auth.groups', step: 'auth', status: 'pass', detail: `groups offered: ${o.groups.join(', ')}`})
-  checks.push(
-    o.legacyGetWorks
-      ? {id: 'auth.legacy', step: 'auth', status: 'pass', detail: 'GET / serves the form (legacy clients)'}
-      : {id: 'auth.legacy', step: 'auth', status: 'warn', affects: ['openconnect'], detail: 'GET / gives no form: openconnect --no-xmlpost and old clients cannot log in'},
-  )
+  checks.push(legacy)
   return checks
+}
+
+export interface LegacyLoginObservation {
+  /** Why the login was not tried, when it was not. */
+  skipped?: string
+  isComplete: boolean
+  /** The gateway's error, or what went wrong, when not complete. */
+  error?: string
+  hasCookie: boolean
+  /** The status line of the CONNECT made with the cookie. */
+  connectStatusLine?: string
+  connectError?: string
+  /**
+   * No XML login ran, so openconnect would take this path by itself (it falls back to the
+   * form when the XML POST fails, §2.13): a failure here is then a failure to connect at all.
+   */
+  isOnlyPath: boolean
+}
+
+/**
+ * The legacy form login (auth-and-cstp.md §2.13). It matters to openconnect only: with
+ * `--no-xmlpost`, in versions before the XML login, and as its fallback; Cisco Secure Client
+ * always posts XML. With a working XML login beside it, a broken form warns like a missing one.
+ */
+export function gradeLegacyLogin(o: LegacyLoginObservation): Check {
+  const base = {id: 'auth.legacy-login', step: 'auth' as const, affects: ['openconnect'] as Family[]}
+  if (o.skipped) return {...base, status: 'skip', detail: `form login not tried: ${o.skipped}`}
+  const bad = o.isOnlyPath ? 'fail' : 'warn'
+  const who = o.isOnlyPath ? 'openconnect cannot log in' : 'openconnect --no-xmlpost cannot log in'
+  if (!o.isComplete) return {...base, status: bad, detail: `form login refused${o.error ? ` (${o.error})` : ''}: ${who}`}
+  if (!o.hasCookie) return {...base, status: bad, detail: `form login complete but no webvpn cookie: ${who}`}
+  if (!o.connectStatusLine?.startsWith('HTTP/1.1 200 ')) {
+    const answer = o.connectStatusLine ? `answered ${o.connectStatusLine}` : `failed (${o.connectError ?? 'no answer'})`
+    return {...base, status: bad, detail: `CONNECT with the form login's cookie ${answer}: ${who}`}
+  }
+
+  return {...base, status: 'pass', detail: 'form login gave a cookie; CONNECT accepted it'}
 }
 
 export interface LoginObservation {

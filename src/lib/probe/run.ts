@@ -3,19 +3,26 @@
  * login itself, CONNECT and the CSTP tunnel), records what it saw, and grades it with
  * `checks.ts`. Each step has its own timeout; a step that cannot run leaves the later ones out.
  *
- * Flow: `probeGateway` → `probeTls` (one connection per TLS version) → `probeAuth` (init and a
- * legacy GET on one keep-alive connection) → `login` (auth-reply rounds until `complete`) →
+ * Flow: `probeGateway` → `probeTls` (one connection per TLS version; the chain listed, and
+ * told apart from what the trust store added, chain.ts) → `probeAuth` (the XML init, and GET /
+ * as a legacy client on a second connection) → `login` (auth-reply rounds until `complete`) →
  * `probeTunnel` (CONNECT on a fresh connection with only the webvpn cookie, as a reconnecting
  * client does; a DPD round trip; the DTLS handshake the gateway picked; then, when DTLS was
  * offered, a second CONNECT with the same cookie as the other client family, to try the DTLS
- * mode that family would get; DISCONNECT 0xb0 so the gateway frees the session at once).
+ * mode that family would get; DISCONNECT 0xb0 so the gateway frees the session at once) →
+ * `probeLegacy` (the form login of openconnect --no-xmlpost, legacy-step.ts, then CONNECT with
+ * its cookie and DISCONNECT at once, so that session is freed too).
+ *
+ * `--record` sees the `--as` client's login and first CONNECT only: a transcript is one
+ * client's exchange (docs/transcript-format.md). The legacy client and the other family's
+ * CONNECT are other clients and stay out of it.
  */
-import crypto, {X509Certificate} from 'node:crypto'
+import crypto from 'node:crypto'
 import fs from 'node:fs'
 import os from 'node:os'
 import tls from 'node:tls'
 
-import {type ClientFamily, CLIENT_IDENTITY, authHeaders, buildInit, buildReply, parseServerXml, pickOption} from '../client/auth-xml.js'
+import {type ClientFamily, CLIENT_IDENTITY, type ServerAuthDoc, authHeaders, buildInit, buildReply, credentialValues, legacyHeaders, parseServerXml} from '../client/auth-xml.js'
 import {HttpClient, type HttpResponse, header, headerAll, openTls} from '../client/http-client.js'
 import {CSTP_HEADER_LEN, CstpType, DisconnectReason, cstpTypeName} from '../cstp/constants.js'
 import {CstpDecoder} from '../cstp/decoder.js'
@@ -23,8 +30,10 @@ import {encodeCstpFrame, encodeDisconnect} from '../cstp/encoder.js'
 import {AnygateError, configError} from '../errors.js'
 import {pinSha256} from '../pki/pin.js'
 import type {ClientRecorder} from '../replay/recorder.js'
-import {type Check, type DtlsObservation, type Family, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
+import {type ChainEntry, chainValidity, describeChain, oneLine, peerChain} from './chain.js'
+import {type Check, type DtlsObservation, type Family, gradeAuth, gradeDtls, gradeLegacyLogin, gradeLogin, gradeTls, gradeTunnel, verdicts} from './checks.js'
 import {agreementFrom, runDtls} from './dtls-step.js'
+import {getLegacyForm, legacyLogin} from './legacy-step.js'
 
 export interface ProbeOptions {
   url: string
@@ -44,8 +53,8 @@ export interface ProbeOptions {
 export interface ProbeReport {
   target: string
   as: ClientFamily
-  tls?: {protocol: string | null; cipher: string; versions: {tls12: boolean; tls13: boolean}; certificate: CertInfo}
-  auth?: {serverVersion?: string; aggregateAuthVersion?: string; fields: string[]; groups: string[]; headers: Record<string, string>}
+  tls?: {protocol: string | null; cipher: string; versions: {tls12: boolean; tls13: boolean}; certificate: CertInfo; chain: ChainEntry[]}
+  auth?: {serverVersion?: string; aggregateAuthVersion?: string; fields: string[]; groups: string[]; headers: Record<string, string>; legacy: LegacyFacts}
   login?: {ok: boolean; error?: string}
   tunnel?: TunnelFacts
   checks: Check[]
@@ -59,6 +68,29 @@ export interface CertInfo {
   pin: string
   hostnameMatches: boolean
   trusted: boolean
+}
+
+/** The legacy (non-XML) login of openconnect --no-xmlpost (auth-and-cstp.md §2.13). */
+export interface LegacyFacts {
+  /** GET /, as that client sends it, answered with a login form. */
+  formServed: boolean
+  /** With --user: the login through that form, then CONNECT and DISCONNECT with its cookie. */
+  login?: LegacyLoginFacts
+}
+
+export interface LegacyLoginFacts {
+  /** Why it was not tried, when it was not. */
+  skipped?: string
+  /** The field names posted in each round; values are never kept. */
+  rounds: string[][]
+  complete: boolean
+  /** Where the session cookie came from; the cookie itself is never reported. */
+  cookieFrom?: 'Set-Cookie' | 'session-token'
+  /** The CONNECT answer's status line. */
+  connect?: string
+  /** DISCONNECT 0xb0 was sent on the granted tunnel, on which the gateway frees the session. */
+  disconnected: boolean
+  error?: string
 }
 
 export interface TunnelFacts {
@@ -128,19 +160,23 @@ export async function probeGateway(o: ProbeOptions): Promise<ProbeReport> {
   report.tls = await step('TLS', () => probeTls(conn, target.host, o, report.checks))
   if (report.checks.some((c) => c.id === 'tls.trust' && c.status === 'fail')) return finish(report)
 
-  // 2. The login XML without credentials
+  // 2. The login XML without credentials, and GET / as a legacy client
   const client = new HttpClient(conn, authHeaders(o.as))
   client.onExchange = o.recorder?.http
+  const legacy = new HttpClient(conn, legacyHeaders())
   try {
-    const form = await step('auth', () => probeAuth(client, target, o, report))
-    if (!form || o.user === undefined) return finish(report)
+    const forms = await step('auth', () => probeAuth(client, legacy, target, o, report))
+    if (o.user === undefined) return finish(report)
 
     // 3. Login and CONNECT
-    const cookie = await step('login', () => login(client, target, o, form, report))
-    if (!cookie) return finish(report)
-    report.tunnel = await step('tunnel', () => probeTunnel(conn, cookie, o, report.checks))
+    const cookie = forms.xml && (await step('login', () => login(client, target, o, forms.xml!, report)))
+    if (cookie) report.tunnel = await step('tunnel', () => probeTunnel(conn, cookie, o, report.checks))
+
+    // 4. The legacy form login, once the XML login's session is gone
+    if (forms.legacy) await step('legacy login', () => probeLegacy(conn, legacy, forms.legacy!, o, report))
   } finally {
     client.close()
+    legacy.close()
   }
 
   return finish(report)
@@ -168,9 +204,9 @@ async function probeTls(conn: Parameters<typeof openTls>[0], host: string, o: Pr
     throw new UnreachableError('PROBE_UNREACHABLE', `cannot reach ${host}:${conn.port}: ${describe(err)}`)
   }
 
-  // Not yet: intermediates are not listed one by one; the chain is graded as trusted or not.
   const peer = socket.getPeerCertificate(true)
-  const cert = new X509Certificate(peer.raw)
+  const listed = peerChain(socket)
+  const cert = listed[0]
   const pin = pinSha256(cert)
   const hostnameMatches = tls.checkServerIdentity(host, peer) === undefined
   const info = {
@@ -181,9 +217,14 @@ async function probeTls(conn: Parameters<typeof openTls>[0], host: string, o: Pr
   }
   socket.destroy()
 
+  // These connections trust nothing (an empty CA list), so their chain is only what the
+  // gateway sent: Node can add no issuer from a store (chain.ts).
+  let sent: Set<string> | undefined
   const tryVersion = async (min: tls.SecureVersion, max: tls.SecureVersion) => {
     try {
-      ;(await openTls({...conn, minVersion: min, maxVersion: max})).destroy()
+      const s = await openTls({...conn, ca: [], minVersion: min, maxVersion: max})
+      sent ??= new Set(peerChain(s).map((x) => x.fingerprint256))
+      s.destroy()
       return true
     } catch {
       return false
@@ -191,31 +232,33 @@ async function probeTls(conn: Parameters<typeof openTls>[0], host: string, o: Pr
   }
   const versions = {tls12: await tryVersion('TLSv1.2', 'TLSv1.2'), tls13: await tryVersion('TLSv1.3', 'TLSv1.3')}
 
-  checks.push(
-    ...gradeTls({...info, versions, validTo: new Date(cert.validTo), hostnameMatches, pin, expectedPin: o.servercert, now: new Date()}),
-  )
+  const chain = describeChain(listed, sent)
+  checks.push(...gradeTls({...info, versions, chain: chainValidity(chain), hostnameMatches, pin, expectedPin: o.servercert, now: new Date()}))
   return {
     protocol: info.protocol,
     cipher: info.cipher,
     versions,
-    certificate: {subject: cert.subject, issuer: cert.issuer, validTo: new Date(cert.validTo).toISOString(), pin, hostnameMatches, trusted: info.isTrusted},
+    certificate: {subject: oneLine(cert.subject), issuer: oneLine(cert.issuer), validTo: new Date(cert.validTo).toISOString(), pin, hostnameMatches, trusted: info.isTrusted},
+    chain,
   }
 }
 
-async function probeAuth(client: HttpClient, target: ReturnType<typeof parseTarget>, o: ProbeOptions, report: ProbeReport) {
+/** The init, then GET / on the legacy client; returns the forms each offered. */
+async function probeAuth(client: HttpClient, legacyClient: HttpClient, target: ReturnType<typeof parseTarget>, o: ProbeOptions, report: ProbeReport) {
   const contentType: [string, string] = ['Content-Type', CLIENT_IDENTITY[o.as].contentType]
   let res: HttpResponse
   try {
     res = await client.request('POST', target.path, buildInit(o.as, target.href, o.group), [contentType])
   } catch (err) {
     report.checks.push({id: 'auth.init', step: 'auth', status: 'fail', detail: `init failed: ${describe(err)}`})
-    return undefined
+    return {}
   }
 
   const isXml = res.body.trimStart().startsWith('<?xml') || res.body.trimStart().startsWith('<config-auth')
   const doc = isXml ? safeParse(res.body) : undefined
-  // Not yet: the legacy form flow is graded by GET / serving the form, not by a form login.
-  const legacy = await client.request('GET', '/', '', []).catch(() => undefined)
+  // Closed at once: the login, if any, comes after the tunnel step, on a fresh connection.
+  const legacy = await getLegacyForm(legacyClient)
+  legacyClient.close()
   const fields = doc?.form?.inputs.map((i) => i.name) ?? []
   const groups = doc?.form?.selects.find((s) => s.name === 'group_list')?.options.map((g) => g.label) ?? []
 
@@ -227,7 +270,7 @@ async function probeAuth(client: HttpClient, target: ReturnType<typeof parseTarg
       aggregateAuthVersion: doc?.aggregateAuthVersion,
       formFields: fields,
       groups,
-      legacyGetWorks: legacy?.status === 200 && /<auth[\s>]/.test(legacy.body),
+      legacyGetWorks: legacy.isServed,
     }),
   )
   const shown = ['Server', 'X-Transcend-Version', 'Content-Type', 'X-Aggregate-Auth']
@@ -237,8 +280,9 @@ async function probeAuth(client: HttpClient, target: ReturnType<typeof parseTarg
     fields,
     groups,
     headers: Object.fromEntries(shown.flatMap((h) => (header(res, h) ? [[h, header(res, h)!]] : []))),
+    legacy: {formServed: legacy.isServed},
   }
-  return doc?.type === 'auth-request' ? doc : undefined
+  return {xml: doc?.type === 'auth-request' ? doc : undefined, legacy: legacy.doc}
 }
 
 function safeParse(body: string) {
@@ -252,7 +296,7 @@ function safeParse(body: string) {
 const MAX_LOGIN_ROUNDS = 5
 
 /** Answers forms until `complete`; returns the webvpn cookie, or undefined when refused. */
-async function login(client: HttpClient, target: ReturnType<typeof parseTarget>, o: ProbeOptions, first: ReturnType<typeof parseServerXml>, report: ProbeReport) {
+async function login(client: HttpClient, target: ReturnType<typeof parseTarget>, o: ProbeOptions, first: ServerAuthDoc, report: ProbeReport) {
   const contentType: [string, string] = ['Content-Type', CLIENT_IDENTITY[o.as].contentType]
   let doc = first
   let res: HttpResponse | undefined
@@ -260,11 +304,7 @@ async function login(client: HttpClient, target: ReturnType<typeof parseTarget>,
 
   for (let round = 0; round < MAX_LOGIN_ROUNDS && doc.type === 'auth-request'; round++) {
     if (passwordSent && doc.error) break
-    const values: Record<string, string> = {}
-    for (const input of doc.form?.inputs ?? []) {
-      if (input.type === 'password') values[input.name] = o.password ?? ''
-      else if (input.name === 'username') values[input.name] = o.user ?? ''
-    }
+    const values = credentialValues(doc, o.user ?? '', o.password ?? '')
 
     passwordSent ||= (doc.form?.inputs ?? []).some((i) => i.type === 'password')
     const action = doc.form?.action ?? target.path
@@ -365,10 +405,60 @@ async function probeTunnel(conn: Parameters<typeof openTls>[0], cookie: string, 
     checks.push(gradeDtls(theirs, {affects: [other], family: other, id: `tunnel.dtls-as-${other}`}))
     return facts
   } finally {
-    if (last.res?.status === 200 && last.socket?.writable) last.socket.end(encodeDisconnect(DisconnectReason.UserLogout, 'probe finished'))
     if (last !== first) first.client.close()
-    setTimeout(() => last.client.close(), 200).unref()
+    await disconnect(last, o.timeoutMs)
   }
+}
+
+/**
+ * Ends a tunnel the gateway granted with DISCONNECT 0xb0, on which the gateway frees the
+ * session at once (auth-and-cstp.md §4.5), and waits briefly for it to close the connection.
+ * False when there was no tunnel to end.
+ */
+async function disconnect(t: TunnelAttempt, timeoutMs: number): Promise<boolean> {
+  const isUp = t.res?.status === 200 && t.socket?.writable === true
+  if (isUp) await endQuietly(t.socket!, timeoutMs, encodeDisconnect(DisconnectReason.UserLogout, 'probe finished'))
+  t.client.close()
+  return isUp
+}
+
+/**
+ * The legacy form login with the credentials (legacy-step.ts), then CONNECT with its cookie and
+ * DISCONNECT at once, so the gateway keeps nothing of it. It runs after the XML session has
+ * ended, so a gateway that limits sessions per user is never asked for two at once.
+ */
+async function probeLegacy(conn: Parameters<typeof openTls>[0], client: HttpClient, form: ServerAuthDoc, o: ProbeOptions, report: ProbeReport) {
+  const isOnlyPath = report.login === undefined
+  let facts: LegacyLoginFacts
+  if (report.login && !report.login.ok) {
+    // A wrong password tried again only adds to the failed logins held against this address.
+    facts = {skipped: 'the XML login with these credentials failed', rounds: [], complete: false, disconnected: false}
+  } else {
+    const r = await legacyLogin(client, form, {user: o.user ?? '', password: o.password ?? '', group: o.group})
+    client.close()
+    const t = r.cookie ? await connectTunnel(conn, r.cookie, 'openconnect', o) : undefined
+    facts = {
+      rounds: r.rounds,
+      complete: r.isComplete,
+      cookieFrom: r.cookieFrom,
+      connect: t?.res ? `HTTP/1.1 ${t.res.status} ${t.res.statusText}` : undefined,
+      disconnected: t ? await disconnect(t, o.timeoutMs) : false,
+      error: r.error ?? t?.error,
+    }
+  }
+
+  const check = gradeLegacyLogin({
+    skipped: facts.skipped,
+    isComplete: facts.complete,
+    error: facts.error,
+    hasCookie: facts.cookieFrom !== undefined,
+    connectStatusLine: facts.connect,
+    connectError: facts.error,
+    isOnlyPath,
+  })
+  const at = report.checks.findIndex((c) => c.id === 'auth.legacy')
+  report.checks.splice(at < 0 ? report.checks.length : at + 1, 0, check)
+  if (report.auth) report.auth.legacy.login = facts
 }
 
 interface TunnelAttempt {
@@ -415,8 +505,8 @@ function withoutFamily(m: DtlsModeResult): DtlsObservation {
   return rest
 }
 
-/** Closes a tunnel's TLS connection without a DISCONNECT and waits (briefly) until it is gone. */
-async function endQuietly(socket: tls.TLSSocket, timeoutMs: number): Promise<void> {
+/** Closes a tunnel's TLS connection, after `lastFrame` if given, and waits (briefly) until it is gone. */
+async function endQuietly(socket: tls.TLSSocket, timeoutMs: number, lastFrame?: Buffer): Promise<void> {
   if (socket.destroyed) return
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {
@@ -427,7 +517,8 @@ async function endQuietly(socket: tls.TLSSocket, timeoutMs: number): Promise<voi
       clearTimeout(timer)
       resolve()
     })
-    socket.end()
+    if (lastFrame) socket.end(lastFrame)
+    else socket.end()
   })
 }
 

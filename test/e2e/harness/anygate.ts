@@ -35,8 +35,9 @@ const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
 
 /**
  * Starts `anygate serve` in `net`'s server namespace with a fresh state dir and users file,
- * and resolves once it accepts TCP (or logs `listening`) and `<state-dir>/server.pem` holds a
- * certificate. Rejects with its output if it exits first or is not ready in time.
+ * and resolves once it accepts TCP (or logs `listening`) and `<state-dir>/server.pem` (or the
+ * `--cert` file given in `extraArgs`) holds a certificate. Rejects with its output if it exits
+ * first or is not ready in time.
  */
 export async function startAnygate(
   net: TestNet,
@@ -78,7 +79,10 @@ export async function startAnygate(
   const proc = net.spawn(net.server, process.execPath, args, {cwd: repoRoot})
   const timeoutMs = opts.readyTimeoutMs ?? 15_000
   await waitUntilListening(net, proc, port, timeoutMs)
-  const certPem = await readCertificate(join(stateDir, 'server.pem'), proc, timeoutMs)
+  // With --cert, serve presents that file and makes none in the state dir.
+  const certFlag = opts.extraArgs?.indexOf('--cert') ?? -1
+  const certFile = certFlag >= 0 ? opts.extraArgs![certFlag + 1] : join(stateDir, 'server.pem')
+  const certPem = await readCertificate(certFile, proc, timeoutMs)
 
   return {
     kind: 'anygate',
@@ -87,7 +91,7 @@ export async function startAnygate(
     tcpPort: port,
     udpPort: opts.dtls ? port : undefined,
     servercert: pinSha256(certPem),
-    certFile: join(stateDir, 'server.pem'),
+    certFile,
     users,
     pool: net.pool,
     // anygate's own end of every tunnel is the pool's first address.

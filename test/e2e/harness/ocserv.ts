@@ -41,6 +41,8 @@ export interface GatewayHandle {
   tunnelAddress: string
   process: NetProcess
   pid: number
+  /** ocserv only: the socket `occtl -s` talks to. */
+  occtlSocket?: string
   /** stdout and stderr so far, interleaved. */
   log(): string
   exited: Promise<ExitInfo>
@@ -62,6 +64,8 @@ export interface OcservOptions {
   extraConfig?: string[]
   /** `-d` level for ocserv's own log; default 1. */
   debug?: number
+  /** The certificate (PEM, a chain if it holds several) and key; default a fresh self-signed one. */
+  cert?: {certFile: string; keyFile: string}
   readyTimeoutMs?: number
 }
 
@@ -103,11 +107,47 @@ export async function makeSelfSignedCert(
 }
 
 /**
+ * A chain root CA → intermediate CA → leaf for `address` (CN and IP SAN), made with openssl,
+ * EC P-256. `chainFile` holds the leaf then the intermediate, as a server sends them; the root
+ * is for `--cafile`. Validity in days from now; a leaf may outlive its issuers (openssl allows it).
+ */
+export async function makeCertChain(
+  net: TestNet,
+  dir: string,
+  address: string,
+  days: {root: number; intermediate: number; leaf: number},
+): Promise<{rootFile: string; intermediateFile: string; leafFile: string; chainFile: string; keyFile: string}> {
+  mkdirSync(dir, {recursive: true})
+  const f = (name: string) => join(dir, name)
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
+  const caExt = 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n'
+  writeFileSync(f('ca.ext'), caExt)
+  writeFileSync(f('leaf.ext'), `basicConstraints=critical,CA:FALSE\nsubjectAltName=IP:${address}\nextendedKeyUsage=serverAuth\nauthorityKeyIdentifier=keyid\n`)
+  const openssl = (args: string[]) => net.exec(net.server, 'openssl', args)
+
+  await openssl(['req', '-x509', ...ec, '-keyout', f('root.key'), '-out', f('root.pem'), '-days', String(days.root),
+    '-subj', '/CN=anygate test root', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'])
+  await openssl(['req', ...ec, '-keyout', f('intermediate.key'), '-out', f('intermediate.csr'), '-subj', '/CN=anygate test intermediate'])
+  await openssl(['x509', '-req', '-in', f('intermediate.csr'), '-CA', f('root.pem'), '-CAkey', f('root.key'), '-set_serial', '0x1001',
+    '-days', String(days.intermediate), '-extfile', f('ca.ext'), '-out', f('intermediate.pem')])
+  await openssl(['req', ...ec, '-keyout', f('leaf.key'), '-out', f('leaf.csr'), '-subj', `/CN=${address}`])
+  await openssl(['x509', '-req', '-in', f('leaf.csr'), '-CA', f('intermediate.pem'), '-CAkey', f('intermediate.key'), '-set_serial', '0x2001',
+    '-days', String(days.leaf), '-extfile', f('leaf.ext'), '-out', f('leaf.pem')])
+  writeFileSync(f('chain.pem'), readFileSync(f('leaf.pem'), 'utf8') + readFileSync(f('intermediate.pem'), 'utf8'))
+  return {rootFile: f('root.pem'), intermediateFile: f('intermediate.pem'), leafFile: f('leaf.pem'), chainFile: f('chain.pem'), keyFile: f('leaf.key')}
+}
+
+/** Nets that already run an ocserv: later ones get their own dir (sockets, pid file). */
+const started = new WeakSet<TestNet>()
+
+/**
  * Starts ocserv in `net`'s server namespace and resolves once its TCP port (and the UDP port,
  * with DTLS) listens. Rejects with ocserv's output if it exits or is not ready in time.
  */
 export async function startOcserv(net: TestNet, opts: OcservOptions = {}): Promise<GatewayHandle> {
-  const dir = join(net.dir, 'ocserv')
+  const isFirst = !started.has(net)
+  started.add(net)
+  const dir = isFirst ? join(net.dir, 'ocserv') : join(net.dir, `ocserv-${opts.tcpPort ?? 443}`)
   mkdirSync(dir, {recursive: true})
   const tcpPort = opts.tcpPort ?? 443
   const udpPort = opts.dtls ? (opts.udpPort ?? tcpPort) : undefined
@@ -115,7 +155,7 @@ export async function startOcserv(net: TestNet, opts: OcservOptions = {}): Promi
 
   const passwdFile = join(dir, 'passwd')
   await writeUsersFile(net, passwdFile, users)
-  const {certFile, keyFile} = await makeSelfSignedCert(net, dir, net.server.address)
+  const {certFile, keyFile} = opts.cert ?? (await makeSelfSignedCert(net, dir, net.server.address))
   const configFile = join(dir, 'ocserv.conf')
   const config = ocservConfig({net, dir, tcpPort, udpPort, passwdFile, certFile, keyFile, opts})
   writeFileSync(configFile, config)
@@ -142,6 +182,7 @@ export async function startOcserv(net: TestNet, opts: OcservOptions = {}): Promi
     tunnelAddress: net.pool.firstHost,
     process: proc,
     pid: proc.pid,
+    occtlSocket: join(dir, 'occtl.sock'),
     log: () => proc.output,
     exited: proc.exited,
     stop: (stopTimeoutMs = 5000) => proc.stop('SIGTERM', stopTimeoutMs),

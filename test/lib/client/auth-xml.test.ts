@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {buildInit, buildReply, parseServerXml, pickOption} from '../../../src/lib/client/auth-xml.js'
+import {buildInit, buildReply, credentialValues, encodeForm, formFields, legacyHeaders, parseServerXml, pickOption} from '../../../src/lib/client/auth-xml.js'
+import {parseClientForm, parseClientXml} from '../../../src/lib/http-auth/xml.js'
 import {parseResponse} from '../../../src/lib/client/http-client.js'
-import {parseClientXml} from '../../../src/lib/http-auth/xml.js'
 
 // ocserv 1.1.6's first answer with groups (auth-and-cstp.md §2.5)
 const ocservForm = `<?xml version="1.0" encoding="UTF-8"?>
@@ -51,6 +51,27 @@ describe('client side of the aggregate-auth XML', () => {
     assert.equal(pickOption(s, 'a'), 'a')
     assert.equal(pickOption(s, 'B'), 'b')
     assert.equal(pickOption(s), 'b')
+  })
+
+  it('answers a form form-encoded as the legacy login does: group list first, then the inputs', () => {
+    const d = parseServerXml(ocservForm)
+    const pairs = formFields(d, credentialValues(d, 'carol', 'unused'), 'Engineering')
+    assert.deepEqual(pairs, [['group_list', 'eng'], ['username', 'carol']])
+    assert.equal(encodeForm(pairs), 'group_list=eng&username=carol')
+  })
+
+  it('puts the password in every password input and encodes it as our own server reads it', () => {
+    const d = parseServerXml(ocservForm.replace('<input type="text" name="username" label="Username:" />', '<input type="password" name="password" label="Password:" /><input type="submit" name="go" />'))
+    const body = encodeForm(formFields(d, credentialValues(d, 'carol', 'p&ss w=rd+%'), undefined))
+    assert.equal(body, 'group_list=DEFAULT&password=p%26ss%20w%3Drd%2B%25')
+    assert.equal(parseClientForm(body).password, 'p&ss w=rd+%')
+  })
+
+  it('sends the legacy header set: no X-Aggregate-Auth, the form content type', () => {
+    const names = legacyHeaders().map(([k]) => k)
+    assert.ok(!names.includes('X-Aggregate-Auth'))
+    assert.deepEqual(legacyHeaders().find(([k]) => k === 'Content-Type'), ['Content-Type', 'application/x-www-form-urlencoded'])
+    assert.ok(names.includes('X-Transcend-Version'))
   })
 
   it('reads the session token of a complete', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import {describe, it} from 'node:test'
 
-import {type Check, gradeAuth, gradeDtls, gradeLogin, gradeTls, gradeTunnel, verdicts} from '../../../src/lib/probe/checks.js'
+import {type Check, type LegacyLoginObservation, gradeAuth, gradeDtls, gradeExpiry, gradeLegacyLogin, gradeLogin, gradeTls, gradeTunnel, verdicts} from '../../../src/lib/probe/checks.js'
 
 const byId = (checks: Check[], id: string) => {
   const c = checks.find((x) => x.id === id)
@@ -10,11 +10,15 @@ const byId = (checks: Check[], id: string) => {
 }
 
 const now = new Date('2026-12-03T00:00:00Z')
+const cert = (name: string, validFrom: string, validTo: string) => ({name, validFrom: new Date(validFrom), validTo: new Date(validTo)})
+const leaf = cert('leaf "vpn"', '2026-01-01', '2027-12-03')
+const intermediate = cert('intermediate "Issuing CA"', '2025-01-01', '2030-01-01')
+const root = cert('root "Root CA"', '2020-01-01', '2040-01-01')
 const tls = {
   protocol: 'TLSv1.3',
   cipher: 'TLS_AES_256_GCM_SHA384',
   versions: {tls12: true, tls13: true},
-  validTo: new Date('2027-12-03T00:00:00Z'),
+  chain: [leaf],
   hostnameMatches: true,
   isTrusted: true,
   pin: 'pin-sha256:AAA',
@@ -39,8 +43,32 @@ describe('probe grading', () => {
   })
 
   it('grades expiry: fail when expired, warn within 30 days', () => {
-    assert.equal(byId(gradeTls({...tls, validTo: new Date('2026-12-01')}), 'tls.expiry').status, 'fail')
-    assert.equal(byId(gradeTls({...tls, validTo: new Date('2026-12-20')}), 'tls.expiry').status, 'warn')
+    assert.equal(byId(gradeTls({...tls, chain: [{...leaf, validTo: new Date('2026-12-01')}]}), 'tls.expiry').status, 'fail')
+    assert.equal(byId(gradeTls({...tls, chain: [{...leaf, validTo: new Date('2026-12-20')}]}), 'tls.expiry').status, 'warn')
+    assert.equal(byId(gradeTls(tls), 'tls.expiry').detail, 'valid until 2027-12-03')
+  })
+
+  it('grades every certificate of the chain and names the one at fault', () => {
+    const ok = gradeExpiry([leaf, intermediate, root], now)
+    assert.equal(ok.status, 'pass')
+    assert.equal(ok.detail, 'all 3 valid; leaf "vpn" ends first, on 2027-12-03')
+
+    const soon = gradeExpiry([leaf, {...intermediate, validTo: new Date('2026-12-20T12:00:00Z')}, root], now)
+    assert.deepEqual([soon.id, soon.status, soon.detail], ['tls.expiry', 'warn', 'intermediate "Issuing CA" expires in 17 days'])
+
+    const expired = gradeExpiry([leaf, intermediate, {...root, validTo: new Date('2026-11-30T00:00:00Z')}], now)
+    assert.equal(expired.status, 'fail')
+    assert.equal(expired.detail, 'root "Root CA" expired on 2026-11-30')
+
+    const early = gradeExpiry([leaf, {...intermediate, validFrom: new Date('2027-01-01T00:00:00Z')}], now)
+    assert.equal(early.status, 'fail')
+    assert.equal(early.detail, 'intermediate "Issuing CA" not valid until 2027-01-01')
+  })
+
+  it('fails an expired certificate before a not yet valid one, and counts the others', () => {
+    const past = new Date('2026-01-01T00:00:00Z')
+    const c = gradeExpiry([{...leaf, validFrom: new Date('2027-01-01')}, {...intermediate, validTo: past}, {...root, validTo: past}], now)
+    assert.equal(c.detail, 'intermediate "Issuing CA" expired on 2026-01-01 (and 1 more)')
   })
 
   it('fails a host name mismatch unless a pin was given', () => {
@@ -71,6 +99,37 @@ describe('probe grading', () => {
     assert.match(byId(checks, 'auth.form').detail, /password in a later form/)
     assert.equal(byId(checks, 'auth.legacy').status, 'warn')
     assert.equal(byId(checks, 'auth.groups').detail, 'groups offered: Eng')
+  })
+
+  it('grades the legacy GET even when the XML init is refused', () => {
+    const checks = gradeAuth({initStatus: 404, isXml: false, hasTranscend: false, formFields: [], groups: [], legacyGetWorks: true})
+    assert.deepEqual(checks.map((c) => [c.id, c.status]), [['auth.init', 'fail'], ['auth.legacy', 'pass']])
+  })
+
+  it('grades the legacy form login for openconnect only', () => {
+    const good: LegacyLoginObservation = {isComplete: true, hasCookie: true, connectStatusLine: 'HTTP/1.1 200 CONNECTED', isOnlyPath: false}
+    const pass = gradeLegacyLogin(good)
+    assert.deepEqual([pass.id, pass.status, pass.affects], ['auth.legacy-login', 'pass', ['openconnect']])
+    assert.deepEqual(verdicts([{...pass, status: 'fail'}]), {cisco: 'pass', openconnect: 'fail'})
+
+    const refused = gradeLegacyLogin({...good, isComplete: false, hasCookie: false, connectStatusLine: undefined, error: 'Login failed.'})
+    assert.equal(refused.status, 'warn')
+    assert.equal(refused.detail, 'form login refused (Login failed.): openconnect --no-xmlpost cannot log in')
+    assert.equal(gradeLegacyLogin({...good, hasCookie: false}).status, 'warn')
+    assert.match(gradeLegacyLogin({...good, connectStatusLine: 'HTTP/1.1 401 Cookie is not acceptable'}).detail, /answered HTTP\/1.1 401/)
+    assert.match(gradeLegacyLogin({...good, connectStatusLine: undefined, connectError: 'connection reset'}).detail, /failed \(connection reset\)/)
+  })
+
+  it('fails a broken legacy login when no XML login exists to fall back from', () => {
+    const c = gradeLegacyLogin({isComplete: false, hasCookie: false, error: 'status 500 Internal Server Error', isOnlyPath: true})
+    assert.equal(c.status, 'fail')
+    assert.match(c.detail, /: openconnect cannot log in$/)
+  })
+
+  it('skips the legacy login with its reason', () => {
+    const c = gradeLegacyLogin({skipped: 'the XML login with these credentials failed', isComplete: false, hasCookie: false, isOnlyPath: false})
+    assert.equal(c.status, 'skip')
+    assert.deepEqual(verdicts([c]), {cisco: 'pass', openconnect: 'pass'})
   })
 
   it('grades the login result and the cookie', () => {
