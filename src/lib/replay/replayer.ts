@@ -8,7 +8,10 @@
  * for a moment, then the tunnel is ended with a DISCONNECT so the gateway frees the session.
  *
  * When the live gateway finishes the login earlier than the recorded one did (one form where
- * the other had two), the remaining login steps are skipped and the CONNECT still runs.
+ * the other had two), the remaining login steps are skipped and the CONNECT still runs. When
+ * it asks more rounds than were recorded (two forms where the other had one), each extra form
+ * is answered as a client would, from the last recorded reply and the credentials, and
+ * reported as a difference; then the replay goes on.
  */
 import crypto from 'node:crypto'
 import tls from 'node:tls'
@@ -73,6 +76,7 @@ export async function replayTranscript(t: Transcript, o: ReplayOptions): Promise
   const live: LiveState = {cookies: new Map(), isLoginDone: false}
   const results: StepResult[] = []
   let recordedDoc: ServerAuthDoc | undefined
+  let lastReply: Step | undefined
 
   try {
     for (const [index, step] of t.steps.entries()) {
@@ -84,13 +88,16 @@ export async function replayTranscript(t: Transcript, o: ReplayOptions): Promise
         continue
       }
 
+      // The recorded login ended, the live one still asks: answer its extra rounds first
+      if (lastReply && !isAuthReply(step.request.body) && live.doc?.type === 'auth-request' && live.doc.form) {
+        results.push(...(await answerExtraRounds(client, lastReply, {index, title, target, o, live, recordedDoc, rules})))
+      }
+
       const result = await runStep(client, step, {index, title, target, o, live, recordedDoc, rules})
       results.push(result)
+      if (step.kind === 'http' && isAuthReply(step.request.body)) lastReply = step
       recordedDoc = recordedAnswer ?? recordedDoc
       if (recordedAnswer?.type === 'auth-request' && live.doc?.type === 'complete') live.isLoginDone = true
-      // Not yet: answering extra forms when the live gateway asks more rounds than were recorded
-      // (a one-form transcript against ocserv's two), so such a replay's CONNECT is refused.
-
     }
   } finally {
     client.close()
@@ -146,6 +153,37 @@ async function runStep(client: HttpClient, step: Step, c: StepContext): Promise<
   }
 
   return {index: c.index, title: c.title, status: differences.length > 0 ? 'differs' : 'same', differences, frames}
+}
+
+/** At most this many extra login rounds are answered, so a gateway that keeps asking cannot loop us. */
+const MAX_EXTRA_ROUNDS = 3
+
+/**
+ * Answers the live gateway's forms past the recorded login, each as the last recorded reply
+ * refilled for the live form. One result per round, a difference each: the recorded gateway
+ * had completed by then.
+ */
+async function answerExtraRounds(client: HttpClient, lastReply: Step, c: StepContext): Promise<StepResult[]> {
+  const results: StepResult[] = []
+  for (let round = 1; round <= MAX_EXTRA_ROUNDS && c.live.doc?.type === 'auth-request' && c.live.doc.form; round++) {
+    const form = c.live.doc.form
+    const fields = form.inputs.filter((i) => i.name && i.type !== 'submit' && i.type !== 'reset').map((i) => i.name)
+    // The recorded reply's own form is unknown here: name-for-name, else by type (refillAuth)
+    const step: Step = {...lastReply, request: {...lastReply.request, path: form.action ?? lastReply.request.path}}
+    const title = `${stepTitle(step)}, extra round ${round}`
+    const answered = await runStep(client, {...step, response: {...lastReply.response}}, {...c, title, recordedDoc: undefined})
+    const difference = {
+      where: 'xml',
+      name: '/config-auth/@type',
+      expected: 'complete (the recorded login had ended)',
+      actual: `auth-request, one more form (${fields.join(', ') || 'no fields'})`,
+      compare: 'value' as const,
+    }
+    results.push({index: c.index, title, status: answered.status === 'failed' ? 'failed' : 'differs', differences: [difference], note: 'answered from the last recorded reply and the credentials given'})
+    if (answered.status === 'failed') break
+  }
+
+  return results
 }
 
 function stepTitle(s: Step): string {
