@@ -199,9 +199,11 @@ async function measure(
   const busy = await waitForQuietCpu()
   const before = foreignCpuTicks(nets)
   const cpuBefore = cpuTimes()
+  const udpBefore = await udpDrops(bench.net)
   const startedAt = Date.now()
   const gbps = await iperf(bench.net, bench.target, seconds, direction.iperfArgs)
   const foreign = foreignCores(before, foreignCpuTicks(nets), Date.now() - startedAt)
+  const udpAfter = await udpDrops(bench.net)
   const steal = stealShare(cpuBefore, cpuTimes())
   const isSuspect = busy > QUIET_BUSY || foreign.cores > FOREIGN_CORES || steal > STEAL_SHARE
 
@@ -209,10 +211,26 @@ async function measure(
     `${bench.kind}: ${direction.label} run ${run}: ${gbps.toFixed(3)} Gbit/s;` +
       ` CPU ${percent(busy)} busy before; during: other processes` +
       ` ${foreign.cores.toFixed(2)} cores${foreign.top ? ` (${foreign.top})` : ''},` +
-      ` steal ${percent(steal)}${isSuspect ? ' - CPU NOT QUIET, numbers suspect' : ''}`,
+      ` steal ${percent(steal)}${isSuspect ? ' - CPU NOT QUIET, numbers suspect' : ''};` +
+      ` UDP receive-buffer drops: server ${udpAfter.server - udpBefore.server}, client ${udpAfter.client - udpBefore.client}`,
   )
   bench.rates[d].push(gbps)
   bench.isSuspect[d] ||= isSuspect
+}
+
+/**
+ * UDP datagrams each namespace's kernel dropped for a full socket receive buffer so far
+ * (`RcvbufErrors` in /proc/net/snmp): DTLS records the gateway or the client read too slowly.
+ */
+async function udpDrops(net: TestNet): Promise<{server: number; client: number}> {
+  const read = async (side: typeof net.server) => {
+    const snmp = (await net.exec(side, 'cat', ['/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Udp:'))
+    const [names, values] = snmp.map((l) => l.trim().split(/\s+/))
+    const at = names?.indexOf('RcvbufErrors') ?? -1
+    return at >= 0 && values ? Number(values[at]) : 0
+  }
+
+  return {server: await read(net.server), client: await read(net.client)}
 }
 
 function reportFailure(kind: GatewayKind, err: unknown): Error {
