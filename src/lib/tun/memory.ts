@@ -36,6 +36,24 @@ export interface MemoryTun extends TunDevice {
   fail(detail?: string): void
 }
 
+/**
+ * What a Gateway's `tun` option needs, over memory devices: each session's device is pushed
+ * on `opened` (named `vpns0`, `vpns1`, …), and configuring addresses does nothing.
+ */
+export function memoryTunFactory(opened: MemoryTun[]): {
+  open(): MemoryTun
+  configure(): Promise<void>
+} {
+  return {
+    open: () => {
+      const t = createMemoryTun(`vpns${opened.length}`, 8)
+      opened.push(t)
+      return t
+    },
+    configure: async () => {},
+  }
+}
+
 /** A fresh memory device called `name`; `headroom` as in `openTun`. */
 export function createMemoryTun(name: string, headroom: number): MemoryTun {
   if (!Number.isInteger(headroom) || headroom < 0) {

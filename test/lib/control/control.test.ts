@@ -23,7 +23,7 @@ import {AnygateError} from '../../../src/lib/errors.js'
 import {Gateway} from '../../../src/lib/gateway/server.js'
 import {noopLogger} from '../../../src/lib/log/logger.js'
 import {ensureServerCert} from '../../../src/lib/pki/server-cert.js'
-import {type MemoryTun, createMemoryTun} from '../../../src/lib/tun/memory.js'
+import {type MemoryTun, memoryTunFactory} from '../../../src/lib/tun/memory.js'
 
 let dir: string
 let gateway: Gateway
@@ -42,14 +42,7 @@ before(async () => {
     users: {verify: async (u: string, p: string) => (p === 'pw' ? {ok: true, groups: []} : {ok: false, reason: 'bad-password'})},
     log: noopLogger,
     version: '9.9.9-test',
-    tun: {
-      open: () => {
-        const t = createMemoryTun(`vpns${tuns.length}`, 8)
-        tuns.push(t)
-        return t
-      },
-      configure: async () => {},
-    },
+    tun: memoryTunFactory(tuns),
   })
   port = (await gateway.listen()).port
   const socket = path.join(dir, 'control.sock')

@@ -18,7 +18,7 @@ import {Gateway, type GatewayOptions} from '../../../src/lib/gateway/server.js'
 import type {VerifyResult} from '../../../src/lib/http-auth/login.js'
 import {noopLogger} from '../../../src/lib/log/logger.js'
 import {ensureServerCert} from '../../../src/lib/pki/server-cert.js'
-import {type MemoryTun, createMemoryTun} from '../../../src/lib/tun/memory.js'
+import {type MemoryTun, createMemoryTun, memoryTunFactory} from '../../../src/lib/tun/memory.js'
 
 const tuns: MemoryTun[] = []
 let gateway: Gateway
@@ -43,14 +43,7 @@ before(async () => {
     users,
     log: noopLogger,
     version: '0.0.0-test',
-    tun: {
-      open: () => {
-        const t = createMemoryTun(`vpns${tuns.length}`, 8)
-        tuns.push(t)
-        return t
-      },
-      configure: async () => {},
-    },
+    tun: memoryTunFactory(tuns),
   }
   gateway = new Gateway(gatewayOptions)
   port = (await gateway.listen()).port

@@ -21,7 +21,7 @@ import type {ConnectStep, Transcript} from '../../../src/lib/replay/format.js'
 import {GatewayRecorder, type RecordSelection} from '../../../src/lib/replay/gateway-recorder.js'
 import {readTranscript} from '../../../src/lib/replay/reader.js'
 import {RECORDED_FRAMES} from '../../../src/lib/replay/recorder.js'
-import {type MemoryTun, createMemoryTun} from '../../../src/lib/tun/memory.js'
+import {type MemoryTun, memoryTunFactory} from '../../../src/lib/tun/memory.js'
 
 const PASSWORD = 'rec0rd secret'
 const users = {
@@ -53,14 +53,7 @@ async function rig(sel: Partial<RecordSelection> = {}): Promise<Rig> {
     users,
     log: noopLogger,
     version: '0.0.0-test',
-    tun: {
-      open: () => {
-        const t = createMemoryTun(`vpns${tuns.length}`, 8)
-        tuns.push(t)
-        return t
-      },
-      configure: async () => {},
-    },
+    tun: memoryTunFactory(tuns),
     recorder,
   })
   running.push(gateway)
