@@ -16,6 +16,7 @@ import {PSK_SUITE_IDS} from '../../../src/lib/dtls/suites.js'
 import {ClientHandshake} from '../../../src/lib/dtls/client.js'
 import {ContentType, DtlsVersion} from '../../../src/lib/dtls/constants.js'
 import {parseRecords} from '../../../src/lib/dtls/record.js'
+import type {DtlsAgreement} from '../../../src/lib/dtls/server.js'
 import {hex, loadVectors} from '../dtls/vectors.js'
 
 const vector = loadVectors().find((v) => v.file === 'psk-negotiate-tls12-aes256gcm.json')
@@ -30,20 +31,7 @@ describe('DtlsListener', () => {
     listener = new DtlsListener('127.0.0.1', noopLogger)
     await listener.listen(0)
     const v = vector!
-    link = new DtlsLink({
-      offer: {
-        agreement: {mode: 'psk', id: hex(v.client_hello_session_id), psk: hex(v.psk!), suites: PSK_SUITE_IDS},
-        headers: [],
-        mtu: 1400,
-        choice: 'PSK-NEGOTIATE',
-        link: {baseMtu: 1500, remoteIsIpv6: false},
-      },
-      session,
-      tun: createMemoryTun('mem0', 32),
-      port: listener,
-      log: noopLogger,
-      dpd: 30,
-    })
+    link = linkOn(listener, session, 'mem0', {agreement: {mode: 'psk', id: hex(v.client_hello_session_id), psk: hex(v.psk!), suites: PSK_SUITE_IDS}, mtu: 1400, choice: 'PSK-NEGOTIATE'})
     listener.add(link)
     client = dgram.createSocket('udp4')
     await new Promise<void>((r) => client.bind(0, '127.0.0.1', r))
@@ -113,20 +101,7 @@ describe('DtlsListener', () => {
     const psk = crypto.randomBytes(32)
     const appId = crypto.randomBytes(32)
     const s2 = new Session('bob', undefined, '127.0.0.1', 'test', Buffer.alloc(32))
-    const link2 = new DtlsLink({
-      offer: {
-        agreement: {mode: 'psk', id: appId, psk, suites: PSK_SUITE_IDS},
-        headers: [],
-        mtu: 1442,
-        choice: 'PSK-NEGOTIATE',
-        link: {baseMtu: 1500, remoteIsIpv6: false},
-      },
-      session: s2,
-      tun: createMemoryTun('mem1', 32),
-      port: listener,
-      log: noopLogger,
-      dpd: 30,
-    })
+    const link2 = linkOn(listener, s2, 'mem1', {agreement: {mode: 'psk', id: appId, psk, suites: PSK_SUITE_IDS}, mtu: 1442, choice: 'PSK-NEGOTIATE'})
     listener.add(link2)
     const peer = dgram.createSocket('udp4')
     await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r))
@@ -177,20 +152,7 @@ describe('DtlsListener', () => {
     const sessionId = crypto.randomBytes(32)
     const masterSecret = crypto.randomBytes(48)
     const s3 = new Session('carol', undefined, '127.0.0.1', 'test', Buffer.alloc(32))
-    const link3 = new DtlsLink({
-      offer: {
-        agreement: {mode: 'resume', id: sessionId, masterSecret, suite: 0x009d, version: DtlsVersion.Dtls12},
-        headers: [],
-        mtu: 1400,
-        choice: 'AES256-GCM-SHA384',
-        link: {baseMtu: 1500, remoteIsIpv6: false},
-      },
-      session: s3,
-      tun: createMemoryTun('mem2', 32),
-      port: listener,
-      log: noopLogger,
-      dpd: 30,
-    })
+    const link3 = linkOn(listener, s3, 'mem2', {agreement: {mode: 'resume', id: sessionId, masterSecret, suite: 0x009d, version: DtlsVersion.Dtls12}, mtu: 1400, choice: 'AES256-GCM-SHA384'})
     listener.add(link3)
     const peer = dgram.createSocket('udp4')
     await new Promise<void>((r) => peer.bind(0, '127.0.0.1', r))
@@ -240,3 +202,20 @@ describe('DtlsListener', () => {
     assert.equal(session.dtls, undefined, 'no channel from a forged Finished')
   })
 })
+
+/** A link on `listener` for `session`, over a memory TUN, as the gateway makes one at CONNECT. */
+function linkOn(
+  listener: DtlsListener,
+  session: Session,
+  tunName: string,
+  offer: {agreement: DtlsAgreement; mtu: number; choice: string},
+): DtlsLink {
+  return new DtlsLink({
+    offer: {...offer, headers: [], link: {baseMtu: 1500, remoteIsIpv6: false}},
+    session,
+    tun: createMemoryTun(tunName, 32),
+    port: listener,
+    log: noopLogger,
+    dpd: 30,
+  })
+}
